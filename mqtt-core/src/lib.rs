@@ -1,0 +1,23 @@
+//! Sans-IO MQTT 3.1.1 and 5.0.
+//!
+//! This crate is the only place in Tributary that knows the MQTT wire format. It owns:
+//!
+//! - the codec ([`codec`]): one packet model ([`packet`]) for both protocol versions, the version
+//!   being read from CONNECT, with limits (`max_packet_size`) checked from the fixed header before
+//!   anything is buffered;
+//! - [`ReasonCode`], the one vocabulary for errors on the wire, and the one mapping from decode
+//!   errors to it;
+//! - validated topic names and filters, the route table and the retained store;
+//! - the per-connection protocol state machine and the session state machine.
+//!
+//! What it does not do: sockets, tasks, files or clocks. Time comes in as a `now: Instant`
+//! parameter, so every behaviour is testable with simulated time.
+
+pub mod codec;
+pub mod packet;
+pub mod reason;
+pub mod str;
+
+pub use packet::{Packet, PacketId, ProtocolVersion, QoS};
+pub use reason::ReasonCode;
+pub use str::ByteStr;

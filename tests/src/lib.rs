@@ -1,0 +1,1 @@
+//! Integration test support: start a gateway on port 0.
