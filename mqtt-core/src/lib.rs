@@ -14,8 +14,13 @@
 //! parameter, so every behaviour is testable with simulated time.
 
 pub mod codec;
+pub mod connection;
+pub mod message;
+pub mod mqueue;
 pub mod packet;
 pub mod reason;
+pub mod session;
+pub mod settings;
 pub mod str;
 
 pub use packet::{Packet, PacketId, ProtocolVersion, QoS};

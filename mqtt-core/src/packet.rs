@@ -67,6 +67,9 @@ impl QoS {
 pub struct PacketId(NonZeroU16);
 
 impl PacketId {
+    /// Packet id 1, where allocation starts.
+    pub const FIRST: Self = Self(NonZeroU16::MIN);
+
     /// The id for a wire value; `None` for 0, which the spec forbids.
     pub fn new(value: u16) -> Option<Self> {
         NonZeroU16::new(value).map(Self)

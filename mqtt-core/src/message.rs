@@ -1,0 +1,63 @@
+//! [`Message`]: an application message inside the broker, and [`Delivery`]: one subscriber's copy.
+
+use std::{sync::Arc, time::Instant};
+
+use bytes::Bytes;
+
+use crate::{ByteStr, QoS, packet::PublishProperties, topic::TopicName};
+
+/// An application message as the broker routes it: validated topic, payload and the
+/// properties that travel with it.
+///
+/// Routed as `Arc<Message>`: a message delivered to many subscribers is one allocation, and
+/// its payload and topic are slices of the packet it arrived in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Topic (aliases already resolved).
+    pub topic: TopicName,
+    /// Payload.
+    pub payload: Bytes,
+    /// QoS it was published with.
+    pub qos: QoS,
+    /// Retain flag it was published with.
+    pub retain: bool,
+    /// Properties forwarded to subscribers. `topic_alias` and `subscription_identifiers` are
+    /// always empty here: both belong to one hop, not to the message.
+    pub properties: PublishProperties,
+    /// When the message expires (from the v5 Message Expiry Interval), if ever.
+    pub expires_at: Option<Instant>,
+    /// Client id of the publisher (for No Local and shared-subscription hashing).
+    pub publisher: ByteStr,
+}
+
+impl Message {
+    /// Whether the message has expired at `now`.
+    pub fn is_expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|at| now >= at)
+    }
+
+    /// The Message Expiry Interval to forward at `now`: the time left, rounded up so that a
+    /// message that is still alive never goes out with 0 (which would mean "never expires" to
+    /// nobody, but "already expired" to a careful reader).
+    pub fn remaining_expiry(&self, now: Instant) -> Option<u32> {
+        self.expires_at.map(|at| {
+            let left = at.saturating_duration_since(now);
+            let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+            u32::try_from(secs.max(1)).unwrap_or(u32::MAX)
+        })
+    }
+}
+
+/// A message on its way to one subscriber, with what that subscription made of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The shared message.
+    pub message: Arc<Message>,
+    /// The QoS to deliver with: the lower of the published QoS and the granted QoS.
+    pub qos: QoS,
+    /// The RETAIN flag to deliver with (Retain As Published, or a retained message sent
+    /// because of a new subscription).
+    pub retain: bool,
+    /// Subscription identifiers of the matching subscriptions (v5).
+    pub subscription_ids: Vec<u32>,
+}

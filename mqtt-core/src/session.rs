@@ -1,0 +1,302 @@
+//! [`Session`]: the state of an MQTT session that outlives its connection.
+//!
+//! Call order: a connection feeds it with [`Session::deliver`] (a delivery from the session's
+//! queue, only while [`Session::has_window`]), the acks it receives with `handle_*`, inbound
+//! QoS 2 publishes with [`Session::handle_incoming_qos2`] / [`Session::handle_pubrel`], and
+//! time with [`Session::expire_awaiting_rel`]. On reconnect, [`Session::resume`] yields what
+//! must be sent again (unacknowledged publishes with DUP, pending PUBRELs), in order.
+//!
+//! The session does not own the queue of deliveries waiting for it: that queue is shared with
+//! publishers (they push into it from their own tasks), so it lives in the broker's mailbox.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    time::{Duration, Instant},
+};
+
+use crate::{
+    ByteStr, PacketId, QoS,
+    message::Delivery,
+    packet::{Publish, SubscriptionOptions},
+};
+
+/// One subscription of the session, as the client asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSubscription {
+    /// Options (granted QoS, No Local, Retain As Published, Retain Handling).
+    pub options: SubscriptionOptions,
+    /// Subscription identifier (v5), if any.
+    pub subscription_id: Option<u32>,
+}
+
+/// Where an outbound QoS > 0 message stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outbound {
+    /// PUBLISH sent; waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
+    Publish(Delivery),
+    /// PUBREC received and PUBREL sent; waiting for PUBCOMP.
+    Release,
+}
+
+/// Result of an inbound QoS 2 PUBLISH, for [`Session::handle_incoming_qos2`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum IncomingQos2 {
+    /// A new packet id: route the message, then answer PUBREC.
+    New,
+    /// The packet id is already awaiting PUBREL: a retransmission. Answer PUBREC again, do not
+    /// route it a second time (exactly once).
+    Duplicate,
+    /// `max_awaiting_rel` ids are already waiting: refuse it (v5 PUBREC 0x93).
+    Full,
+}
+
+/// Result of an acknowledgement from the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum AckOutcome {
+    /// The packet id was waiting for this ack: its slot in the window is free (PUBACK,
+    /// PUBCOMP) or it moved on (PUBREC: send the PUBREL).
+    Known,
+    /// No message was waiting for this ack with this packet id; v5 answers PUBREL with
+    /// 0x92, other acks are ignored (spec 4.3).
+    Unknown,
+}
+
+/// The state of a session.
+#[derive(Debug)]
+pub struct Session {
+    client_id: ByteStr,
+    subscriptions: HashMap<ByteStr, SessionSubscription>,
+    inflight: VecDeque<(PacketId, Outbound)>,
+    next_packet_id: PacketId,
+    /// The window: the lower of `max_inflight` and the client's Receive Maximum.
+    window: usize,
+    awaiting_rel: HashMap<PacketId, Instant>,
+    max_awaiting_rel: usize,
+    await_rel_timeout: Duration,
+}
+
+impl Session {
+    /// A new, empty session.
+    pub fn new(client_id: ByteStr, max_awaiting_rel: usize, await_rel_timeout: Duration) -> Self {
+        Self {
+            client_id,
+            subscriptions: HashMap::new(),
+            inflight: VecDeque::new(),
+            next_packet_id: PacketId::FIRST,
+            window: 32,
+            awaiting_rel: HashMap::new(),
+            max_awaiting_rel,
+            await_rel_timeout,
+        }
+    }
+
+    /// The client id the session belongs to.
+    pub fn client_id(&self) -> &ByteStr {
+        &self.client_id
+    }
+
+    /// Sets the outbound window for the connection now attached (the lower of `max_inflight`
+    /// and the client's Receive Maximum; at least 1).
+    pub fn set_window(&mut self, window: usize) {
+        self.window = window.max(1);
+    }
+
+    /// Whether a QoS > 0 message may be sent now.
+    pub fn has_window(&self) -> bool {
+        self.inflight.len() < self.window
+    }
+
+    /// Number of QoS > 0 messages sent and not yet fully acknowledged.
+    pub fn inflight_len(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// The subscriptions, keyed by the filter as the client sent it (with any `$share/` prefix).
+    pub fn subscriptions(&self) -> &HashMap<ByteStr, SessionSubscription> {
+        &self.subscriptions
+    }
+
+    /// Records a subscription; returns the previous one on the same filter.
+    pub fn add_subscription(
+        &mut self,
+        filter: ByteStr,
+        subscription: SessionSubscription,
+    ) -> Option<SessionSubscription> {
+        self.subscriptions.insert(filter, subscription)
+    }
+
+    /// Forgets a subscription; returns it if it existed.
+    pub fn remove_subscription(&mut self, filter: &str) -> Option<SessionSubscription> {
+        self.subscriptions.remove(filter)
+    }
+
+    /// Turns a delivery into the PUBLISH to send, taking a packet id and a window slot for
+    /// QoS > 0. Returns `None` when the message expired on its way (it is dropped, as the v5
+    /// spec requires). The caller checks [`Session::has_window`] first for QoS > 0.
+    pub fn deliver(&mut self, now: Instant, delivery: Delivery) -> Option<Publish> {
+        if delivery.message.is_expired(now) {
+            return None;
+        }
+        let packet_id = match delivery.qos {
+            QoS::AtMostOnce => None,
+            QoS::AtLeastOnce | QoS::ExactlyOnce => {
+                let id = self.allocate_packet_id();
+                let publish = to_publish(now, &delivery, Some(id), false);
+                self.inflight.push_back((id, Outbound::Publish(delivery)));
+                return Some(publish);
+            }
+        };
+        Some(to_publish(now, &delivery, packet_id, false))
+    }
+
+    fn allocate_packet_id(&mut self) -> PacketId {
+        // The window is at most 65535 wide, so a free id always exists; the scan is short
+        // because acks usually arrive in order and ids advance monotonically.
+        let mut id = self.next_packet_id;
+        for _ in 0..u16::MAX {
+            if !self.inflight.iter().any(|(used, _)| *used == id) {
+                break;
+            }
+            id = id.next();
+        }
+        self.next_packet_id = id.next();
+        id
+    }
+
+    /// PUBACK from the client.
+    pub fn handle_puback(&mut self, id: PacketId) -> AckOutcome {
+        self.remove_inflight(id, |o| matches!(o, Outbound::Publish(d) if d.qos == QoS::AtLeastOnce))
+    }
+
+    /// PUBREC from the client: the message moves to "waiting for PUBCOMP"; send PUBREL.
+    /// A PUBREC for an id already released is answered with PUBREL again (idempotent).
+    pub fn handle_pubrec(&mut self, id: PacketId) -> AckOutcome {
+        match self.inflight.iter_mut().find(|(used, _)| *used == id) {
+            Some((_, state @ Outbound::Publish(_))) if is_qos2(state) => {
+                *state = Outbound::Release;
+                AckOutcome::Known
+            }
+            Some((_, Outbound::Release)) => AckOutcome::Known,
+            _ => AckOutcome::Unknown,
+        }
+    }
+
+    /// PUBREC with an error reason code (v5): the receiver refused the message, so the
+    /// exchange ends here and the slot is freed.
+    pub fn handle_pubrec_error(&mut self, id: PacketId) -> AckOutcome {
+        self.remove_inflight(id, is_qos2)
+    }
+
+    /// Frees the window slot of a message that was never sent after all (it was too large
+    /// for the client).
+    pub fn forget(&mut self, id: PacketId) {
+        self.inflight.retain(|(used, _)| *used != id);
+    }
+
+    /// PUBCOMP from the client.
+    pub fn handle_pubcomp(&mut self, id: PacketId) -> AckOutcome {
+        self.remove_inflight(id, |o| matches!(o, Outbound::Release))
+    }
+
+    fn remove_inflight(&mut self, id: PacketId, expected: impl Fn(&Outbound) -> bool) -> AckOutcome {
+        match self.inflight.iter().position(|(used, state)| *used == id && expected(state)) {
+            Some(index) => {
+                self.inflight.remove(index);
+                AckOutcome::Known
+            }
+            None => AckOutcome::Unknown,
+        }
+    }
+
+    /// An inbound QoS 2 PUBLISH with packet id `id`.
+    pub fn handle_incoming_qos2(&mut self, now: Instant, id: PacketId) -> IncomingQos2 {
+        if self.awaiting_rel.contains_key(&id) {
+            return IncomingQos2::Duplicate;
+        }
+        if self.awaiting_rel.len() >= self.max_awaiting_rel {
+            return IncomingQos2::Full;
+        }
+        self.awaiting_rel.insert(id, now);
+        IncomingQos2::New
+    }
+
+    /// PUBREL from the client: the exchange for `id` is over. Answer PUBCOMP either way
+    /// (with 0x92 in v5 when the id was unknown).
+    pub fn handle_pubrel(&mut self, id: PacketId) -> AckOutcome {
+        match self.awaiting_rel.remove(&id) {
+            Some(_) => AckOutcome::Known,
+            None => AckOutcome::Unknown,
+        }
+    }
+
+    /// Number of inbound QoS 2 packet ids waiting for PUBREL.
+    pub fn awaiting_rel_len(&self) -> usize {
+        self.awaiting_rel.len()
+    }
+
+    /// Forgets inbound QoS 2 ids that waited longer than `await_rel_timeout` for PUBREL
+    /// (the client gave up on them); returns how many were dropped.
+    pub fn expire_awaiting_rel(&mut self, now: Instant) -> usize {
+        let before = self.awaiting_rel.len();
+        let timeout = self.await_rel_timeout;
+        self.awaiting_rel.retain(|_, since| now.saturating_duration_since(*since) < timeout);
+        before - self.awaiting_rel.len()
+    }
+
+    /// When the oldest inbound QoS 2 id times out, if any is waiting.
+    pub fn next_awaiting_rel_deadline(&self) -> Option<Instant> {
+        self.awaiting_rel.values().min().map(|since| *since + self.await_rel_timeout)
+    }
+
+    /// What to send again on a resumed session, in the original order: unacknowledged
+    /// PUBLISHes with DUP set, and PUBRELs for messages that were PUBREC'd (spec 4.4).
+    pub fn resume(&self, now: Instant) -> impl Iterator<Item = Resend> + '_ {
+        self.inflight.iter().map(move |(id, state)| match state {
+            Outbound::Publish(delivery) => Resend::Publish(to_publish(now, delivery, Some(*id), true)),
+            Outbound::Release => Resend::PubRel(*id),
+        })
+    }
+
+    /// Takes the unacknowledged deliveries out (a discarded session's shared-subscription
+    /// messages can be given to another member of the group).
+    pub fn take_unacked(&mut self) -> Vec<Delivery> {
+        self.inflight
+            .drain(..)
+            .filter_map(|(_, state)| match state {
+                Outbound::Publish(delivery) => Some(delivery),
+                Outbound::Release => None,
+            })
+            .collect()
+    }
+}
+
+/// A packet to send again on session resume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resend {
+    /// An unacknowledged PUBLISH, DUP set.
+    Publish(Publish),
+    /// A PUBREL whose PUBCOMP never came.
+    PubRel(PacketId),
+}
+
+fn is_qos2(state: &Outbound) -> bool {
+    matches!(state, Outbound::Publish(d) if d.qos == QoS::ExactlyOnce)
+}
+
+fn to_publish(now: Instant, delivery: &Delivery, packet_id: Option<PacketId>, dup: bool) -> Publish {
+    let message = &delivery.message;
+    let mut properties = message.properties.clone();
+    properties.message_expiry_interval = message.remaining_expiry(now);
+    properties.subscription_identifiers.clone_from(&delivery.subscription_ids);
+    Publish {
+        dup,
+        qos: delivery.qos,
+        retain: delivery.retain,
+        topic: message.topic.as_bytestr().clone(),
+        packet_id,
+        properties,
+        payload: message.payload.clone(),
+    }
+}
