@@ -17,7 +17,9 @@ pub mod codec;
 pub mod packet;
 pub mod reason;
 pub mod str;
+pub mod topic;
 
 pub use packet::{Packet, PacketId, ProtocolVersion, QoS};
 pub use reason::ReasonCode;
 pub use str::ByteStr;
+pub use topic::{SubscriptionFilter, TopicError, TopicFilter, TopicName};
