@@ -16,10 +16,13 @@
 pub mod codec;
 pub mod packet;
 pub mod reason;
+pub mod route;
 pub mod str;
 pub mod topic;
+mod trie;
 
 pub use packet::{Packet, PacketId, ProtocolVersion, QoS};
 pub use reason::ReasonCode;
+pub use route::{RouteTable, ShareStrategy};
 pub use str::ByteStr;
 pub use topic::{SubscriptionFilter, TopicError, TopicFilter, TopicName};
