@@ -16,6 +16,7 @@
 pub mod codec;
 pub mod packet;
 pub mod reason;
+pub mod retained;
 pub mod route;
 pub mod str;
 pub mod topic;
@@ -23,6 +24,7 @@ mod trie;
 
 pub use packet::{Packet, PacketId, ProtocolVersion, QoS};
 pub use reason::ReasonCode;
+pub use retained::{RetainedError, RetainedStore};
 pub use route::{RouteTable, ShareStrategy};
 pub use str::ByteStr;
 pub use topic::{SubscriptionFilter, TopicError, TopicFilter, TopicName};

@@ -141,6 +141,14 @@ impl<T: Default> Trie<T> {
         }
     }
 
+    /// The children of `id` as (level, index) pairs.
+    pub(crate) fn children(&self, id: usize) -> impl Iterator<Item = (&str, usize)> {
+        self.nodes
+            .get(id)
+            .into_iter()
+            .flat_map(|n| n.children.iter().map(|(k, &v)| (&**k, v)))
+    }
+
     /// Nodes in use, the root excluded.
     #[cfg(test)]
     pub(crate) fn live_nodes(&self) -> usize {
