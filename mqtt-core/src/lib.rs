@@ -19,10 +19,17 @@ pub mod message;
 pub mod mqueue;
 pub mod packet;
 pub mod reason;
+pub mod retained;
+pub mod route;
 pub mod session;
 pub mod settings;
 pub mod str;
+pub mod topic;
+mod trie;
 
 pub use packet::{Packet, PacketId, ProtocolVersion, QoS};
 pub use reason::ReasonCode;
+pub use retained::{RetainedError, RetainedStore};
+pub use route::{RouteTable, ShareStrategy};
 pub use str::ByteStr;
+pub use topic::{SubscriptionFilter, TopicError, TopicFilter, TopicName};
