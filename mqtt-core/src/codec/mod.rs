@@ -1,10 +1,10 @@
 //! The MQTT 3.1.1 and 5.0 codec: one packet model ([`crate::packet`]) for both versions.
 //!
-//! - [`Decoder`] turns one connection's inbound bytes into [`Packet`]s. A server-side decoder
-//!   learns the version from CONNECT (`MQIsdp`/3 is 3.1, `MQTT`/4 is 3.1.1, `MQTT`/5 is 5.0);
-//!   a client-side one is told it. It is the first line of defence against hostile peers: a
-//!   first packet that is not CONNECT is refused from its first byte, and an oversized packet
-//!   from its fixed header, before any of its body is waited for or buffered.
+//! - [`Decoder`] turns one connection's inbound bytes into [`Packet`](crate::Packet)s. A
+//!   server-side decoder learns the version from CONNECT (`MQIsdp`/3 is 3.1, `MQTT`/4 is 3.1.1,
+//!   `MQTT`/5 is 5.0); a client-side one is told it. It is the first line of defence against
+//!   hostile peers: a first packet that is not CONNECT is refused from its first byte, and an
+//!   oversized packet from its fixed header, before any of its body is waited for or buffered.
 //! - [`encode`] appends a packet's wire form to a buffer, and [`encoded_len`] says how many
 //!   bytes that will be, so a sender can respect a peer's Maximum Packet Size.
 //! - [`DecodeError`] says precisely what was wrong; `ReasonCode::from(&error)` is the one
