@@ -12,11 +12,12 @@ use bytes::Bytes;
 use crate::{ByteStr, ReasonCode};
 
 /// The protocol version, read from CONNECT and fixed for the life of a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum ProtocolVersion {
     /// MQTT 3.1 (protocol name `MQIsdp`, level 3), served with 3.1.1 semantics.
     V31,
     /// MQTT 3.1.1 (protocol level 4).
+    #[default]
     V311,
     /// MQTT 5.0 (protocol level 5).
     V5,
@@ -166,12 +167,6 @@ pub struct Connect {
     pub username: Option<ByteStr>,
     /// Password, if the flag is set.
     pub password: Option<Bytes>,
-}
-
-impl Default for ProtocolVersion {
-    fn default() -> Self {
-        Self::V311
-    }
 }
 
 /// CONNECT properties (spec 3.1.2.11).
@@ -336,7 +331,11 @@ pub struct PubResponse {
 impl PubResponse {
     /// A successful response without properties.
     pub fn new(packet_id: PacketId) -> Self {
-        Self { packet_id, reason: ReasonCode::SUCCESS, properties: AckProperties::default() }
+        Self {
+            packet_id,
+            reason: ReasonCode::SUCCESS,
+            properties: AckProperties::default(),
+        }
     }
 }
 

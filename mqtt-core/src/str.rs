@@ -109,6 +109,9 @@ mod tests {
     #[test]
     fn rejects_invalid_utf8() {
         assert!(ByteStr::from_utf8(Bytes::from_static(&[0xff, 0xfe])).is_err());
-        assert_eq!(ByteStr::from_utf8(Bytes::from_static(b"a/b")).unwrap(), "a/b");
+        assert_eq!(
+            ByteStr::from_utf8(Bytes::from_static(b"a/b")).unwrap(),
+            "a/b"
+        );
     }
 }

@@ -1,73 +1,30 @@
-//! The MQTT 3.1.1 and 5.0 codec.
+//! The MQTT 3.1.1 and 5.0 codec: one packet model ([`crate::packet`]) for both versions.
 //!
-//! PLACEHOLDER API (being implemented on the `codec` branch): the signatures below are the
-//! contract the rest of the crate is written against.
+//! - [`Decoder`] turns one connection's inbound bytes into [`Packet`](crate::Packet)s. A
+//!   server-side decoder learns the version from CONNECT (`MQIsdp`/3 is 3.1, `MQTT`/4 is 3.1.1,
+//!   `MQTT`/5 is 5.0); a client-side one is told it. It is the first line of defence against
+//!   hostile peers: a first packet that is not CONNECT is refused from its first byte, and an
+//!   oversized packet from its fixed header, before any of its body is waited for or buffered.
+//! - [`encode`] appends a packet's wire form to a buffer, and [`encoded_len`] says how many
+//!   bytes that will be, so a sender can respect a peer's Maximum Packet Size.
+//! - [`DecodeError`] says precisely what was wrong; `ReasonCode::from(&error)` is the one
+//!   mapping to what a v5 peer is told.
+//!
+//! Decoded packets share the received bytes: each packet's bytes are frozen once, and its
+//! topic, strings and payload are slices of them.
+//!
+//! What the codec does not check, because the answer is the connection's or the broker's and
+//! often carries its own reason code: topic name and filter syntax (`0x90`, `0x8F`), Topic Alias
+//! values (`0x94`), client identifier policy (`0x85`), which side may send which packet (`0x82`),
+//! a second CONNECT, and whether a reason code suits its packet.
 
-use bytes::BytesMut;
+mod decode;
+mod encode;
+mod error;
+mod properties;
+#[cfg(test)]
+mod tests;
 
-use crate::{Packet, ProtocolVersion, ReasonCode};
-
-/// Why bytes from a peer could not be decoded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DecodeError {
-    /// The packet is malformed.
-    #[error("malformed packet: {0}")]
-    Malformed(&'static str),
-}
-
-impl From<&DecodeError> for ReasonCode {
-    fn from(_: &DecodeError) -> Self {
-        ReasonCode::MALFORMED_PACKET
-    }
-}
-
-/// Why a packet could not be encoded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum EncodeError {
-    /// The packet is larger than the protocol allows.
-    #[error("packet too large")]
-    TooLarge,
-}
-
-/// Stateful decoder for one connection's inbound byte stream.
-#[derive(Debug, Clone)]
-pub struct Decoder {
-    version: Option<ProtocolVersion>,
-    max_packet_size: u32,
-}
-
-impl Decoder {
-    /// A decoder for a server connection: the first packet must be CONNECT, whose protocol
-    /// level fixes the version for every later packet.
-    pub fn new(max_packet_size: u32) -> Self {
-        Self { version: None, max_packet_size }
-    }
-
-    /// A decoder whose version is already known (the client side of a connection).
-    pub fn with_version(version: ProtocolVersion, max_packet_size: u32) -> Self {
-        Self { version: Some(version), max_packet_size }
-    }
-
-    /// The protocol version, once known.
-    pub fn version(&self) -> Option<ProtocolVersion> {
-        self.version
-    }
-
-    /// Decodes one packet from the front of `buf`; `Ok(None)` when more bytes are needed.
-    pub fn decode(&mut self, _buf: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
-        let _ = self.max_packet_size;
-        Err(DecodeError::Malformed("codec not implemented yet"))
-    }
-}
-
-/// Appends the wire form of `packet` in `version` to `buf`.
-pub fn encode(_packet: &Packet, _version: ProtocolVersion, _buf: &mut BytesMut) -> Result<(), EncodeError> {
-    Err(EncodeError::TooLarge)
-}
-
-/// The number of bytes `encode` would write for `packet`, fixed header included.
-pub fn encoded_len(_packet: &Packet, _version: ProtocolVersion) -> usize {
-    0
-}
+pub use decode::{DEFAULT_MAX_USER_PROPERTIES, Decoder};
+pub use encode::{MAX_REMAINING_LENGTH, encode, encoded_len};
+pub use error::{DecodeError, EncodeError};
