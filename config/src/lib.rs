@@ -1,1 +1,629 @@
-//! Placeholder until the config helper lands.
+//! Tributary's configuration: a HOCON file with EMQX's key names, read into typed structs.
+//!
+//! [`Config::load`] builds the configuration from three layers, later ones winning:
+//!
+//! 1. the defaults embedded in the binary (`src/defaults.conf`), so the broker runs with no file;
+//! 2. the config file, if one is given (`etc/tributary.conf` documents every key);
+//! 3. environment variables: `TRIBUTARY_` + the dotted key upper-cased with `__` for each dot,
+//!    e.g. `TRIBUTARY_MQTT__MAX_INFLIGHT=64` or `TRIBUTARY_LISTENERS__TCP__DEFAULT__BIND=2883`;
+//!    the value is read as HOCON (see the `env` module's rules).
+//!
+//! Objects merge key by key across layers; any other value replaces the one below it. Values take
+//! EMQX's human units: durations `30s`, `2h`, `100ms`, `1d` (a plain integer is milliseconds, as
+//! in EMQX), `infinity` where a field allows it, and byte sizes `512B`, `64KB`, `1MB` (1024-based,
+//! a plain integer is bytes); see [`units`].
+//!
+//! A bad configuration is refused with one line that names the dotted key, the value and what was
+//! expected ([`ConfigError`]): unknown keys are errors, so a typo never silently falls back to a
+//! default. A `TRIBUTARY_` variable whose first segment is no root key of the configuration is
+//! not an error but a warning in [`Loaded::warnings`], since the environment is shared with other
+//! software.
+//!
+//! What this crate does not do: it never reads the process environment itself (the gateway passes
+//! `std::env::vars()` in), it reads no file but the one it is given (and what that file
+//! `include`s), and it does not know MQTT: topic filters and the like are checked by the crates
+//! that use them, after the gateway converts these plain structs into their runtime config. One
+//! exception comes with HOCON itself: a `${NAME}` substitution in the file that names no key
+//! falls back to the environment variable `NAME`, as the HOCON specification says.
+
+mod de;
+
+mod auto_subscribe;
+mod env;
+mod error;
+mod force_shutdown;
+mod listeners;
+mod log;
+mod mqtt;
+mod node;
+mod retainer;
+mod sys_topics;
+pub mod units;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use hocon_rs::{ConfigOptions, Value};
+use serde::Deserialize;
+
+pub use auto_subscribe::{AutoSubscribeConfig, AutoSubscribeTopic};
+pub use env::ENV_PREFIX;
+pub use error::ConfigError;
+pub use force_shutdown::ForceShutdownConfig;
+pub use listeners::{DEFAULT_MQTT_PORT, ListenerCommon, ListenersConfig, TcpListener};
+pub use log::{ConsoleLog, LogConfig, LogFormatter, LogLevel};
+pub use mqtt::{MAX_PACKET_SIZE_LIMIT, MqttConfig, SharedSubStrategy};
+pub use node::NodeConfig;
+pub use retainer::RetainerConfig;
+pub use sys_topics::SysTopicsConfig;
+pub use units::{ByteSize, Limit, Timeout};
+
+use env::Override;
+
+/// The embedded defaults, the bottom layer of every load.
+pub const DEFAULTS: &str = include_str!("defaults.conf");
+
+/// The name the embedded defaults go by in error messages.
+const DEFAULTS_ORIGIN: &str = "<embedded defaults>";
+
+/// The whole configuration. `Config::default()` is the embedded defaults.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an object with the configuration")]
+pub struct Config {
+    /// `node`: this broker node.
+    pub node: NodeConfig,
+    /// `listeners`: where connections are accepted.
+    pub listeners: ListenersConfig,
+    /// `mqtt`: MQTT limits and session behaviour.
+    pub mqtt: MqttConfig,
+    /// `retainer`: retained messages.
+    pub retainer: RetainerConfig,
+    /// `auto_subscribe`: subscriptions made for every client at connect.
+    pub auto_subscribe: AutoSubscribeConfig,
+    /// `sys_topics`: the `$SYS` messages.
+    pub sys_topics: SysTopicsConfig,
+    /// `force_shutdown`: closing connections with too large a backlog.
+    pub force_shutdown: ForceShutdownConfig,
+    /// `log`: logging.
+    pub log: LogConfig,
+}
+
+/// A loaded configuration and what the loader noticed but did not refuse.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// One line per thing worth logging, e.g. a `TRIBUTARY_` variable naming no known root key.
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// The root keys of the configuration, in declaration order; an environment variable must
+    /// start with one of them.
+    pub const ROOT_KEYS: &'static [&'static str] = &[
+        "node",
+        "listeners",
+        "mqtt",
+        "retainer",
+        "auto_subscribe",
+        "sys_topics",
+        "force_shutdown",
+        "log",
+    ];
+
+    /// Loads the embedded defaults, then `file` if given, then the `TRIBUTARY_` variables of
+    /// `env` (other variables are ignored). Pass `std::env::vars()` for the process environment.
+    ///
+    /// Relative `include`s in the file are looked up beside it.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when the file cannot be read, is not HOCON, has an unknown key, or has a
+    /// value of the wrong type or out of range, from whichever layer.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Loaded, ConfigError> {
+        let mut tree = parse(DEFAULTS, DEFAULTS_ORIGIN, None)?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let layer = parse(&text, &path.display().to_string(), path.parent())?;
+            tree = layer.with_fallback(tree);
+        }
+        let mut warnings = Vec::new();
+        let overrides = env::apply(&mut tree, env, Self::ROOT_KEYS, &mut warnings);
+        let config: Self = serde_path_to_error::deserialize(tree.clone())
+            .map_err(|e| ConfigError::from_deserialize(&e, &tree, &overrides))?;
+        config.validate(&tree, &overrides)?;
+        Ok(Loaded { config, warnings })
+    }
+
+    /// The checks that span more than one value.
+    fn validate(&self, tree: &Value, overrides: &[Override]) -> Result<(), ConfigError> {
+        let mut bound: BTreeMap<SocketAddr, &str> = BTreeMap::new();
+        for (name, listener) in &self.listeners.tcp {
+            if !listener.enable || listener.bind.port() == 0 {
+                continue;
+            }
+            if let Some(other) = bound.insert(listener.bind, name) {
+                return Err(ConfigError::invalid(
+                    &format!("listeners.tcp.{name}.bind"),
+                    tree,
+                    format!(
+                        "expected an address no other listener binds (listeners.tcp.{other} does)"
+                    ),
+                    overrides,
+                ));
+            }
+        }
+        for (i, entry) in self.auto_subscribe.topics.iter().enumerate() {
+            if entry.topic.is_empty() {
+                return Err(ConfigError::InvalidValue {
+                    key: format!("auto_subscribe.topics[{i}].topic"),
+                    value: "\"\"".to_owned(),
+                    expected: "expected a non-empty topic filter".to_owned(),
+                    set_by: Override::find(overrides, "auto_subscribe.topics"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses one HOCON text into a tree; `dir` is where relative includes are looked up.
+fn parse(text: &str, origin: &str, dir: Option<&Path>) -> Result<Value, ConfigError> {
+    let options = ConfigOptions {
+        classpath: std::rc::Rc::new(dir.map(|d| d.display().to_string()).into_iter().collect()),
+        ..ConfigOptions::default()
+    };
+    hocon_rs::Config::parse_str::<Value>(text, Some(options))
+        .map_err(|e| ConfigError::syntax(origin, &e))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    const ETC_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../etc/tributary.conf");
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+        vars.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    /// Writes `text` to a fresh file in the temp directory, named `name`.
+    fn temp_file(name: &str, text: &str) -> PathBuf {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "tributary-config-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn load_text(text: &str, vars: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
+        Config::load(Some(&temp_file("tributary.conf", text)), env(vars))
+    }
+
+    fn error_of(text: &str, vars: &[(&str, &str)]) -> String {
+        let error = load_text(text, vars).unwrap_err().to_string();
+        assert!(!error.contains('\n'), "not one line: {error}");
+        error
+    }
+
+    #[test]
+    fn embedded_defaults_parse_to_default() {
+        let loaded = Config::load(None, no_env()).unwrap();
+        assert_eq!(loaded.config, Config::default());
+        assert!(loaded.warnings.is_empty());
+    }
+
+    #[test]
+    fn defaults_have_emqx_values() {
+        let config = Config::default();
+        let default = &config.listeners.tcp["default"];
+        assert_eq!(default.bind, "0.0.0.0:1883".parse().unwrap());
+        assert!(default.enable);
+        assert_eq!(config.mqtt.max_packet_size.bytes(), 1_048_576);
+        assert_eq!(config.mqtt.max_inflight, 32);
+        assert_eq!(config.mqtt.retry_interval, Timeout::Infinity);
+        assert_eq!(
+            config.mqtt.session_expiry_interval,
+            Duration::from_secs(7200)
+        );
+        assert_eq!(config.mqtt.idle_timeout, Duration::from_secs(15));
+        assert_eq!(config.log.console.level, LogLevel::Warning);
+    }
+
+    #[test]
+    fn etc_file_loads_to_the_defaults() {
+        let loaded = Config::load(Some(Path::new(ETC_FILE)), no_env()).unwrap();
+        assert_eq!(loaded.config, Config::default());
+        assert!(loaded.warnings.is_empty());
+    }
+
+    #[test]
+    fn root_keys_are_the_roots_of_the_defaults() {
+        let tree = parse(DEFAULTS, DEFAULTS_ORIGIN, None).unwrap();
+        let mut roots: Vec<&str> = tree
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        roots.sort_unstable();
+        let mut expected = Config::ROOT_KEYS.to_vec();
+        expected.sort_unstable();
+        assert_eq!(roots, expected);
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_keeps_the_rest() {
+        let loaded = load_text(
+            "mqtt { max_inflight = 64, max_packet_size = 2MB }\n\
+             listeners.tcp.default.bind = 2883\n\
+             log.console.level = debug",
+            &[],
+        )
+        .unwrap();
+        let mut expected = Config::default();
+        expected.mqtt.max_inflight = 64;
+        expected.mqtt.max_packet_size = ByteSize::from_bytes(2 * 1_048_576);
+        expected.listeners.tcp.get_mut("default").unwrap().bind = "0.0.0.0:2883".parse().unwrap();
+        expected.log.console.level = LogLevel::Debug;
+        assert_eq!(loaded.config, expected);
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let loaded = load_text(
+            "mqtt.max_mqueue_len = 10\nmqtt.max_inflight = 16",
+            &[
+                ("TRIBUTARY_MQTT__MAX_MQUEUE_LEN", "50"),
+                ("TRIBUTARY_LISTENERS__TCP__DEFAULT__BIND", "127.0.0.1:2883"),
+                ("TRIBUTARY_LISTENERS__TCP__EXTRA__BIND", "[::]:8883"),
+                ("TRIBUTARY_MQTT__RETRY_INTERVAL", "30s"),
+                ("TRIBUTARY_MQTT__RESPONSE_INFORMATION", "\"hello world\""),
+                ("TRIBUTARY_NODE__DATA_DIR", "/var//lib/tributary"),
+                ("TRIBUTARY_MQTT__UPGRADE_QOS", "true"),
+                ("PATH", "/usr/bin"),
+            ],
+        )
+        .unwrap();
+        let config = loaded.config;
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        assert_eq!(config.mqtt.max_mqueue_len, 50);
+        assert_eq!(config.mqtt.max_inflight, 16, "file value kept");
+        assert_eq!(
+            config.listeners.tcp["default"].bind,
+            "127.0.0.1:2883".parse().unwrap()
+        );
+        let extra = &config.listeners.tcp["extra"];
+        assert_eq!(extra.bind, "[::]:8883".parse().unwrap());
+        assert!(extra.enable, "a listener made by env takes the defaults");
+        assert_eq!(extra.max_connections, Limit::Infinity);
+        assert_eq!(
+            config.mqtt.retry_interval,
+            Timeout::After(Duration::from_secs(30))
+        );
+        assert_eq!(config.mqtt.response_information, "hello world");
+        assert_eq!(config.node.data_dir, PathBuf::from("/var//lib/tributary"));
+        assert!(config.mqtt.upgrade_qos);
+    }
+
+    #[test]
+    fn env_objects_and_lists_are_hocon() {
+        let loaded = Config::load(
+            None,
+            env(&[
+                ("TRIBUTARY_MQTT", "{max_inflight = 8}"),
+                (
+                    "TRIBUTARY_AUTO_SUBSCRIBE__TOPICS",
+                    r#"[{topic = "c/${clientid}", qos = 1}]"#,
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(loaded.config.mqtt.max_inflight, 8);
+        assert_eq!(loaded.config.mqtt.max_mqueue_len, 1000, "object merged");
+        assert_eq!(
+            loaded.config.auto_subscribe.topics,
+            vec![AutoSubscribeTopic {
+                topic: "c/${clientid}".into(),
+                qos: 1,
+                rh: 0,
+                rap: 0,
+                nl: 0,
+            }]
+        );
+    }
+
+    #[test]
+    fn env_listener_names_are_lower_cased() {
+        let loaded = Config::load(
+            None,
+            env(&[("TRIBUTARY_LISTENERS__TCP__Internal__BIND", "1884")]),
+        )
+        .unwrap();
+        assert!(loaded.config.listeners.tcp.contains_key("internal"));
+    }
+
+    #[test]
+    fn unknown_env_root_warns_and_is_skipped() {
+        let loaded = Config::load(
+            None,
+            env(&[
+                ("TRIBUTARY_MQTTT__MAX_INFLIGHT", "5"),
+                ("TRIBUTARY_", "x"),
+                ("OTHER_MQTT__MAX_INFLIGHT", "5"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(loaded.config, Config::default());
+        assert_eq!(loaded.warnings.len(), 2, "{:?}", loaded.warnings);
+        assert!(
+            loaded.warnings.iter().any(|w| w.contains(
+                "TRIBUTARY_MQTTT__MAX_INFLIGHT: unknown root key mqttt; expected one of node, listeners, mqtt"
+            )),
+            "{:?}",
+            loaded.warnings
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_refused_by_name() {
+        let error = error_of("mqtt.max_inflght = 3", &[]);
+        assert!(
+            error.starts_with(
+                "invalid config: unknown key mqtt.max_inflght; expected one of max_packet_size, "
+            ),
+            "{error}"
+        );
+        assert!(error.contains("max_inflight"), "{error}");
+        let error = error_of("mqttt { max_inflight = 3 }", &[]);
+        assert!(
+            error.starts_with("invalid config: unknown key mqttt; expected one of node, "),
+            "{error}"
+        );
+        let error = error_of("listeners.ssl.default.bind = 8883", &[]);
+        assert_eq!(
+            error,
+            "invalid config: unknown key listeners.ssl; expected one of tcp"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_key_value_and_expectation() {
+        let cases = [
+            (
+                "mqtt.max_inflight = abc",
+                r#"invalid config: mqtt.max_inflight = "abc": expected an integer between 1 and 65535"#,
+            ),
+            (
+                "mqtt.max_inflight = 0",
+                "invalid config: mqtt.max_inflight = 0: expected an integer between 1 and 65535",
+            ),
+            (
+                "mqtt.max_clientid_len = 10",
+                "invalid config: mqtt.max_clientid_len = 10: expected an integer between 23 and 65535",
+            ),
+            (
+                "mqtt.max_packet_size = 10XB",
+                r#"invalid config: mqtt.max_packet_size = "10XB": expected a byte size between 1 and 268435455 bytes, such as 1MB"#,
+            ),
+            (
+                "mqtt.max_packet_size = 256MB",
+                r#"invalid config: mqtt.max_packet_size = "256MB": expected a byte size between 1 and 268435455 bytes, such as 1MB"#,
+            ),
+            (
+                "mqtt.idle_timeout = soon",
+                r#"invalid config: mqtt.idle_timeout = "soon": expected a duration such as 100ms, 30s, 1m, 2h or 1d (a plain integer is milliseconds)"#,
+            ),
+            (
+                "log.console.level = loud",
+                r#"invalid config: log.console.level = "loud": expected one of debug, info, notice, warning, error, critical, alert, emergency"#,
+            ),
+            (
+                "mqtt.shared_subscription_strategy = local",
+                r#"invalid config: mqtt.shared_subscription_strategy = "local": expected one of random, round_robin, sticky, hash_clientid, hash_topic"#,
+            ),
+            (
+                "mqtt.keepalive_multiplier = 0",
+                "invalid config: mqtt.keepalive_multiplier = 0: expected a number greater than 0, such as 1.5",
+            ),
+            (
+                "mqtt.max_topic_levels = 0",
+                "invalid config: mqtt.max_topic_levels = 0: expected an integer between 1 and 65535",
+            ),
+            (
+                "mqtt.retry_interval = never",
+                r#"invalid config: mqtt.retry_interval = "never": expected a duration such as 30s or 2h, or infinity"#,
+            ),
+            (
+                "mqtt.retain_available = yes",
+                r#"invalid config: mqtt.retain_available = "yes": expected true or false"#,
+            ),
+            (
+                "mqtt.max_mqueue_len = infinity",
+                r#"invalid config: mqtt.max_mqueue_len = "infinity": expected an integer between 1 and 4294967295"#,
+            ),
+            (
+                "listeners.tcp.default.bind = \"localhost\"",
+                r#"invalid config: listeners.tcp.default.bind = "localhost": expected IP:PORT such as 0.0.0.0:1883 or [::]:1883, or a port"#,
+            ),
+            (
+                "listeners.tcp.default.max_connections = 0",
+                "invalid config: listeners.tcp.default.max_connections = 0: expected a positive integer or infinity",
+            ),
+            (
+                "mqtt = 5",
+                "invalid config: mqtt = 5: expected an object with the mqtt settings",
+            ),
+            (
+                "auto_subscribe.topics = [{topic = a, qos = 3}]",
+                "invalid config: auto_subscribe.topics[0].qos = 3: expected an integer between 0 and 2",
+            ),
+            (
+                "auto_subscribe.topics = [{qos = 1}]",
+                "invalid config: missing key auto_subscribe.topics[0].topic",
+            ),
+            (
+                "auto_subscribe.topics = [{topic = \"\"}]",
+                r#"invalid config: auto_subscribe.topics[0].topic = "": expected a non-empty topic filter"#,
+            ),
+            (
+                "node.data_dir = [1, 2]",
+                "invalid config: node.data_dir = [1, 2]: expected path string",
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(error_of(text, &[]), expected, "for {text}");
+        }
+    }
+
+    #[test]
+    fn bad_env_value_names_the_variable() {
+        let error = Config::load(None, env(&[("TRIBUTARY_MQTT__MAX_INFLIGHT", "abc")]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            r#"invalid config: mqtt.max_inflight = "abc": expected an integer between 1 and 65535 (set by TRIBUTARY_MQTT__MAX_INFLIGHT)"#
+        );
+        let error = Config::load(None, env(&[("TRIBUTARY_MQTT__MAX_INFLGHT", "5")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("invalid config: unknown key mqtt.max_inflght; expected one of ")
+                && error.ends_with(" (set by TRIBUTARY_MQTT__MAX_INFLGHT)"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn units_are_read_like_emqx() {
+        let config = load_text(
+            "mqtt {\n\
+               max_packet_size = 1MB\n\
+               await_rel_timeout = 30s\n\
+               session_expiry_interval = 2h\n\
+               idle_timeout = 1500\n\
+               retry_interval = 100ms\n\
+               server_keepalive = 60\n\
+               max_subscriptions = 10\n\
+             }\n\
+             retainer.max_payload_size = 512B\n\
+             retainer.msg_expiry_interval = 1d\n\
+             sys_topics { sys_msg_interval = disabled, sys_heartbeat_interval = 0s }",
+            &[],
+        )
+        .unwrap()
+        .config;
+        assert_eq!(config.mqtt.max_packet_size.bytes(), 1_048_576);
+        assert_eq!(config.mqtt.await_rel_timeout, Duration::from_secs(30));
+        assert_eq!(
+            config.mqtt.session_expiry_interval,
+            Duration::from_secs(7200)
+        );
+        assert_eq!(config.mqtt.idle_timeout, Duration::from_millis(1500));
+        assert_eq!(
+            config.mqtt.retry_interval.duration(),
+            Some(Duration::from_millis(100))
+        );
+        assert_eq!(config.mqtt.server_keepalive, Some(60));
+        assert_eq!(config.mqtt.max_subscriptions, Limit::Max(10));
+        assert_eq!(config.retainer.max_payload_size.bytes(), 512);
+        assert_eq!(
+            config.retainer.msg_expiry_interval,
+            Duration::from_secs(86_400)
+        );
+        assert_eq!(config.sys_topics.sys_msg_interval, None);
+        assert_eq!(config.sys_topics.sys_heartbeat_interval, None);
+    }
+
+    #[test]
+    fn bind_accepts_a_port_alone_and_ipv6() {
+        let config = load_text(
+            "listeners.tcp.default.bind = 1883\nlisteners.tcp.v6.bind = \"[::]:1884\"",
+            &[],
+        )
+        .unwrap()
+        .config;
+        assert_eq!(
+            config.listeners.tcp["default"].bind,
+            "0.0.0.0:1883".parse().unwrap()
+        );
+        assert_eq!(
+            config.listeners.tcp["v6"].bind,
+            "[::]:1884".parse().unwrap()
+        );
+    }
+
+    #[test]
+    fn two_enabled_listeners_may_not_share_an_address() {
+        let error = error_of("listeners.tcp.extra.bind = 1883", &[]);
+        assert_eq!(
+            error,
+            r#"invalid config: listeners.tcp.extra.bind = 1883: expected an address no other listener binds (listeners.tcp.default does)"#
+        );
+        load_text(
+            "listeners.tcp.extra.bind = 1883\nlisteners.tcp.default.enable = false",
+            &[],
+        )
+        .unwrap();
+        load_text("listeners.tcp { a.bind = 0, b.bind = 0 }", &[]).unwrap();
+    }
+
+    #[test]
+    fn bad_syntax_names_the_file() {
+        let path = temp_file("broken.conf", "mqtt {\n  max_inflight = \n}\n");
+        let error = Config::load(Some(&path), no_env()).unwrap_err();
+        assert!(matches!(error, ConfigError::Syntax { .. }));
+        let text = error.to_string();
+        assert!(
+            text.starts_with(&format!("invalid config file {}: ", path.display())),
+            "{text}"
+        );
+        assert!(!text.contains('\n'));
+    }
+
+    #[test]
+    fn missing_file_is_a_read_error() {
+        let error =
+            Config::load(Some(Path::new("/nonexistent/tributary.conf")), no_env()).unwrap_err();
+        assert!(matches!(error, ConfigError::Read { .. }));
+        assert!(
+            error
+                .to_string()
+                .starts_with("cannot read config file /nonexistent/tributary.conf: "),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn includes_are_found_beside_the_file() {
+        let main = temp_file("main.conf", "include \"extra.conf\"\nmqtt.max_inflight = 7");
+        let dir = main.parent().unwrap();
+        std::fs::write(dir.join("extra.conf"), "mqtt.max_awaiting_rel = 9").unwrap();
+        let config = Config::load(Some(&main), no_env()).unwrap().config;
+        assert_eq!(config.mqtt.max_inflight, 7);
+        assert_eq!(config.mqtt.max_awaiting_rel, 9);
+    }
+}
