@@ -368,9 +368,16 @@ impl Connection {
                 // [MQTT-3.1.2-2]: answer with "unacceptable protocol version" and close. The
                 // client's version is unknown, so use the 3.1.1 form it can read.
                 self.version = ProtocolVersion::V311;
-                self.write(&Packet::ConnAck(ConnAck { reason: code, ..ConnAck::default() }));
+                self.write(&Packet::ConnAck(ConnAck {
+                    reason: code,
+                    ..ConnAck::default()
+                }));
                 self.state = State::Closed;
-                return Close { kind: CloseKind::ConnectRefused, code, publish_will: false };
+                return Close {
+                    kind: CloseKind::ConnectRefused,
+                    code,
+                    publish_will: false,
+                };
             }
         }
         let kind = match code {
@@ -387,7 +394,10 @@ impl Connection {
         if self.version.is_v5() {
             match self.state {
                 State::AwaitConnect | State::Connecting => {
-                    self.write(&Packet::ConnAck(ConnAck { reason: code, ..ConnAck::default() }));
+                    self.write(&Packet::ConnAck(ConnAck {
+                        reason: code,
+                        ..ConnAck::default()
+                    }));
                 }
                 State::Connected => self.write_disconnect(code),
                 State::Closed => {}
@@ -395,7 +405,11 @@ impl Connection {
         }
         let publish_will = self.state == State::Connected;
         self.state = State::Closed;
-        Close { kind, code, publish_will }
+        Close {
+            kind,
+            code,
+            publish_will,
+        }
     }
 
     /// Closes the connection from the server side (takeover, kick, shutdown): v5 clients get a
@@ -410,7 +424,11 @@ impl Connection {
     pub fn handle_socket_closed(&mut self) -> Close {
         let publish_will = self.state == State::Connected;
         self.state = State::Closed;
-        Close { kind: CloseKind::SocketClosed, code: ReasonCode::UNSPECIFIED_ERROR, publish_will }
+        Close {
+            kind: CloseKind::SocketClosed,
+            code: ReasonCode::UNSPECIFIED_ERROR,
+            publish_will,
+        }
     }
 
     fn write_disconnect(&mut self, code: ReasonCode) {
@@ -418,7 +436,10 @@ impl Connection {
         if self.request_problem_information {
             properties.reason_string = code.name().map(ByteStr::from_static);
         }
-        self.write(&Packet::Disconnect(Disconnect { reason: code, properties }));
+        self.write(&Packet::Disconnect(Disconnect {
+            reason: code,
+            properties,
+        }));
     }
 
     fn write(&mut self, packet: &Packet) {
@@ -436,7 +457,10 @@ impl Connection {
             State::Connecting | State::Closed => None,
             State::Connected => {
                 let keep_alive = self.keep_alive.map(|period| self.last_received + period);
-                let rel = self.session.as_ref().and_then(Session::next_awaiting_rel_deadline);
+                let rel = self
+                    .session
+                    .as_ref()
+                    .and_then(Session::next_awaiting_rel_deadline);
                 match (keep_alive, rel) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -450,12 +474,18 @@ impl Connection {
         match self.state {
             State::AwaitConnect if now >= self.accepted_at + self.settings.idle_timeout => {
                 self.state = State::Closed;
-                Err(Close { kind: CloseKind::IdleTimeout, code: ReasonCode::MAXIMUM_CONNECT_TIME, publish_will: false })
+                Err(Close {
+                    kind: CloseKind::IdleTimeout,
+                    code: ReasonCode::MAXIMUM_CONNECT_TIME,
+                    publish_will: false,
+                })
             }
             State::Connected => {
                 if let Some(period) = self.keep_alive {
                     if now >= self.last_received + period {
-                        return Err(self.fail(CloseKind::KeepaliveTimeout, ReasonCode::KEEP_ALIVE_TIMEOUT));
+                        return Err(
+                            self.fail(CloseKind::KeepaliveTimeout, ReasonCode::KEEP_ALIVE_TIMEOUT)
+                        );
                     }
                 }
                 if let Some(session) = self.session.as_mut() {
@@ -471,11 +501,19 @@ impl Connection {
     }
 
     /// Processes one packet from the client.
-    pub fn handle_packet(&mut self, now: Instant, packet: Packet) -> Result<Option<Request>, Close> {
+    pub fn handle_packet(
+        &mut self,
+        now: Instant,
+        packet: Packet,
+    ) -> Result<Option<Request>, Close> {
         self.last_received = now;
         match (self.state, packet) {
-            (State::AwaitConnect, Packet::Connect(connect)) => self.handle_connect(*connect).map(Some),
-            (State::AwaitConnect, _) => Err(self.fail(CloseKind::ProtocolError, ReasonCode::PROTOCOL_ERROR)),
+            (State::AwaitConnect, Packet::Connect(connect)) => {
+                self.handle_connect(*connect).map(Some)
+            }
+            (State::AwaitConnect, _) => {
+                Err(self.fail(CloseKind::ProtocolError, ReasonCode::PROTOCOL_ERROR))
+            }
             (State::Connecting | State::Closed, _) => {
                 // The driver feeds nothing while CONNECT is with the broker; tolerate it anyway.
                 Err(self.fail(CloseKind::ProtocolError, ReasonCode::PROTOCOL_ERROR))
@@ -519,10 +557,12 @@ impl Connection {
                 Ok(None)
             }
             Packet::Subscribe(subscribe) => self.handle_subscribe(subscribe).map(Some),
-            Packet::Unsubscribe(unsubscribe) => Ok(Some(Request::Unsubscribe(UnsubscribeRequest {
-                packet_id: unsubscribe.packet_id,
-                filters: unsubscribe.filters,
-            }))),
+            Packet::Unsubscribe(unsubscribe) => {
+                Ok(Some(Request::Unsubscribe(UnsubscribeRequest {
+                    packet_id: unsubscribe.packet_id,
+                    filters: unsubscribe.filters,
+                })))
+            }
             Packet::PingReq => {
                 self.write(&Packet::PingResp);
                 Ok(None)
@@ -530,7 +570,9 @@ impl Connection {
             Packet::Disconnect(disconnect) => Err(self.handle_disconnect(disconnect)),
             // Enhanced authentication is not offered (CONNECT with a method is refused), so
             // AUTH after CONNECT is a protocol error [MQTT-4.12.0-1].
-            Packet::Auth(_) | Packet::Connect(_) => Err(self.fail(CloseKind::ProtocolError, ReasonCode::PROTOCOL_ERROR)),
+            Packet::Auth(_) | Packet::Connect(_) => {
+                Err(self.fail(CloseKind::ProtocolError, ReasonCode::PROTOCOL_ERROR))
+            }
             // Server-to-client packets from a client (Mosquitto CVE-2021-28166).
             Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
                 Err(self.fail(CloseKind::ProtocolError, ReasonCode::PROTOCOL_ERROR))
@@ -542,7 +584,12 @@ impl Connection {
         self.session.as_mut().map(f)
     }
 
-    fn write_ack(&mut self, make: fn(PubResponse) -> Packet, packet_id: PacketId, reason: ReasonCode) {
+    fn write_ack(
+        &mut self,
+        make: fn(PubResponse) -> Packet,
+        packet_id: PacketId,
+        reason: ReasonCode,
+    ) {
         let mut response = PubResponse::new(packet_id);
         if self.version.is_v5() {
             response.reason = reason;
@@ -557,7 +604,8 @@ impl Connection {
         self.version = connect.protocol;
         let v5 = self.version.is_v5();
         let settings = Arc::clone(&self.settings);
-        let refuse = |this: &mut Self, code: ReasonCode| Err(this.fail(CloseKind::ConnectRefused, code));
+        let refuse =
+            |this: &mut Self, code: ReasonCode| Err(this.fail(CloseKind::ConnectRefused, code));
 
         // Client identifier [MQTT-3.1.3-6..8].
         let mut client_id = connect.client_id;
@@ -585,22 +633,29 @@ impl Connection {
             if let Some(forced) = settings.server_keepalive {
                 keep_alive = forced;
                 server_keep_alive = Some(forced);
-            } else if keep_alive > settings.max_keepalive || (keep_alive == 0 && settings.max_keepalive < u16::MAX) {
+            } else if keep_alive > settings.max_keepalive
+                || (keep_alive == 0 && settings.max_keepalive < u16::MAX)
+            {
                 keep_alive = settings.max_keepalive;
                 server_keep_alive = Some(keep_alive);
             }
         } else if keep_alive > settings.max_keepalive {
             return refuse(self, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
         }
-        self.keep_alive = (keep_alive > 0)
-            .then(|| Duration::from_secs_f64(f64::from(keep_alive) * settings.keepalive_multiplier));
+        self.keep_alive = (keep_alive > 0).then(|| {
+            Duration::from_secs_f64(f64::from(keep_alive) * settings.keepalive_multiplier)
+        });
 
         // Session expiry: v5 asks, capped by the configuration; 3.1.1 persistent sessions get
         // the configured interval.
         let cap = settings.session_expiry_interval;
         let requested = connect.properties.session_expiry_interval.unwrap_or(0);
         let session_expiry = if v5 {
-            if requested == u32::MAX { cap } else { Duration::from_secs(requested.into()).min(cap) }
+            if requested == u32::MAX {
+                cap
+            } else {
+                Duration::from_secs(requested.into()).min(cap)
+            }
         } else if connect.clean_start {
             Duration::ZERO
         } else {
@@ -623,7 +678,9 @@ impl Connection {
                     // $SYS and other $-topics are the broker's (Mosquitto 2.0.16).
                     _ => return refuse(self, ReasonCode::TOPIC_NAME_INVALID),
                 };
-                if will.properties.payload_format_indicator == Some(true) && std::str::from_utf8(&will.payload).is_err() {
+                if will.properties.payload_format_indicator == Some(true)
+                    && std::str::from_utf8(&will.payload).is_err()
+                {
                     return refuse(self, ReasonCode::PAYLOAD_FORMAT_INVALID);
                 }
                 let properties = crate::packet::PublishProperties {
@@ -644,8 +701,13 @@ impl Connection {
                         expires_at: None,
                         publisher: client_id.clone(),
                     },
-                    delay: Duration::from_secs(will.properties.will_delay_interval.unwrap_or(0).into()),
-                    expiry: will.properties.message_expiry_interval.map(|s| Duration::from_secs(s.into())),
+                    delay: Duration::from_secs(
+                        will.properties.will_delay_interval.unwrap_or(0).into(),
+                    ),
+                    expiry: will
+                        .properties
+                        .message_expiry_interval
+                        .map(|s| Duration::from_secs(s.into())),
                 })
             }
         };
@@ -655,7 +717,10 @@ impl Connection {
             self.client_max_packet_size = max;
         }
         self.client_topic_alias_max = connect.properties.topic_alias_maximum.unwrap_or(0);
-        self.request_problem_information = connect.properties.request_problem_information.unwrap_or(true);
+        self.request_problem_information = connect
+            .properties
+            .request_problem_information
+            .unwrap_or(true);
         let receive_maximum = connect.properties.receive_maximum.unwrap_or(u16::MAX);
 
         let mut properties = ConnAckProperties::default();
@@ -674,7 +739,8 @@ impl Connection {
                 properties.retain_available = Some(false);
             }
             properties.maximum_packet_size = Some(settings.max_packet_size);
-            properties.topic_alias_maximum = (settings.max_topic_alias > 0).then_some(settings.max_topic_alias);
+            properties.topic_alias_maximum =
+                (settings.max_topic_alias > 0).then_some(settings.max_topic_alias);
             if !settings.wildcard_subscription {
                 properties.wildcard_subscription_available = Some(false);
             }
@@ -683,10 +749,15 @@ impl Connection {
             }
             properties.server_keep_alive = server_keep_alive;
             if connect.properties.request_response_information == Some(true) {
-                properties.response_information = settings.response_information.as_deref().map(ByteStr::from);
+                properties.response_information =
+                    settings.response_information.as_deref().map(ByteStr::from);
             }
         }
-        self.connect_pending = Some(ConnAck { session_present: false, reason: ReasonCode::SUCCESS, properties });
+        self.connect_pending = Some(ConnAck {
+            session_present: false,
+            reason: ReasonCode::SUCCESS,
+            properties,
+        });
         self.window = usize::from(receive_maximum.min(settings.max_inflight));
         self.state = State::Connecting;
         self.client_id = client_id.clone();
@@ -706,13 +777,20 @@ impl Connection {
 
     /// The broker's answer to [`Request::Connect`]: sends CONNACK and, for a resumed session,
     /// everything that was in flight (with DUP set), in order.
-    pub fn handle_connect_result(&mut self, now: Instant, result: ConnectResult) -> Result<(), Close> {
+    pub fn handle_connect_result(
+        &mut self,
+        now: Instant,
+        result: ConnectResult,
+    ) -> Result<(), Close> {
         let Some(mut connack) = self.connect_pending.take() else {
             return Err(self.fail(CloseKind::ProtocolError, ReasonCode::PROTOCOL_ERROR));
         };
         match result {
             ConnectResult::Refused(code) => {
-                let kind = if matches!(code, ReasonCode::NOT_AUTHORIZED | ReasonCode::BAD_USERNAME_OR_PASSWORD) {
+                let kind = if matches!(
+                    code,
+                    ReasonCode::NOT_AUTHORIZED | ReasonCode::BAD_USERNAME_OR_PASSWORD
+                ) {
                     CloseKind::NotAuthorized
                 } else {
                     CloseKind::ConnectRefused
@@ -720,7 +798,10 @@ impl Connection {
                 self.will = None;
                 Err(self.fail(kind, code))
             }
-            ConnectResult::Accepted { mut session, session_present } => {
+            ConnectResult::Accepted {
+                mut session,
+                session_present,
+            } => {
                 connack.session_present = session_present;
                 self.write(&Packet::ConnAck(connack));
                 self.state = State::Connected;
@@ -731,11 +812,13 @@ impl Connection {
                 for packet in resend {
                     match packet {
                         Resend::Publish(publish) => {
-                            if !self.write_publish(publish) {
+                            if !self.write_publish(*publish) {
                                 tracing::warn!(client_id = %self.client_id, "inflight message larger than the client accepts; not resent");
                             }
                         }
-                        Resend::PubRel(id) => self.write_ack(Packet::PubRel, id, ReasonCode::SUCCESS),
+                        Resend::PubRel(id) => {
+                            self.write_ack(Packet::PubRel, id, ReasonCode::SUCCESS)
+                        }
                     }
                 }
                 Ok(())
@@ -777,7 +860,9 @@ impl Connection {
             self.refuse_publish(publish.qos, packet_id, ReasonCode::NOT_AUTHORIZED);
             return Ok(None);
         }
-        if publish.properties.payload_format_indicator == Some(true) && std::str::from_utf8(&publish.payload).is_err() {
+        if publish.properties.payload_format_indicator == Some(true)
+            && std::str::from_utf8(&publish.payload).is_err()
+        {
             self.refuse_publish(publish.qos, packet_id, ReasonCode::PAYLOAD_FORMAT_INVALID);
             return Ok(None);
         }
@@ -789,7 +874,10 @@ impl Connection {
             let awaiting = self.session.as_ref().map_or(0, Session::awaiting_rel_len);
             if self.version.is_v5() && awaiting >= usize::from(settings.max_inflight) {
                 // More unacknowledged QoS 2 than the Receive Maximum we advertised.
-                return Err(self.fail(CloseKind::QuotaExceeded, ReasonCode::RECEIVE_MAXIMUM_EXCEEDED));
+                return Err(self.fail(
+                    CloseKind::QuotaExceeded,
+                    ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
+                ));
             }
             match self.with_session(|s| s.handle_incoming_qos2(now, id)) {
                 Some(IncomingQos2::New) | None => {}
@@ -800,14 +888,20 @@ impl Connection {
                 Some(IncomingQos2::Full) => {
                     // CVE-2023-28366: state for unreleased QoS 2 ids stays bounded.
                     tracing::warn!(client_id = %self.client_id, "max_awaiting_rel reached; QoS 2 message refused");
-                    self.refuse_publish(publish.qos, packet_id, ReasonCode::RECEIVE_MAXIMUM_EXCEEDED);
+                    self.refuse_publish(
+                        publish.qos,
+                        packet_id,
+                        ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
+                    );
                     return Ok(None);
                 }
             }
         }
 
         let mut properties = publish.properties;
-        let expires_at = properties.message_expiry_interval.map(|s| now + Duration::from_secs(s.into()));
+        let expires_at = properties
+            .message_expiry_interval
+            .map(|s| now + Duration::from_secs(s.into()));
         properties.topic_alias = None;
         properties.message_expiry_interval = None;
         properties.subscription_identifiers.clear();
@@ -820,7 +914,10 @@ impl Connection {
             expires_at,
             publisher: self.client_id.clone(),
         };
-        Ok(Some(Request::Publish(PublishRequest { message: Arc::new(message), packet_id })))
+        Ok(Some(Request::Publish(PublishRequest {
+            message: Arc::new(message),
+            packet_id,
+        })))
     }
 
     fn parse_topic(&mut self, topic: ByteStr) -> Result<TopicName, Close> {
@@ -856,7 +953,12 @@ impl Connection {
 
     /// The broker's answer to [`Request::Publish`] for a QoS > 0 message: `reason` is
     /// SUCCESS, NO_MATCHING_SUBSCRIBERS, NOT_AUTHORIZED, QUOTA_EXCEEDED...
-    pub fn handle_publish_result(&mut self, qos: QoS, packet_id: Option<PacketId>, reason: ReasonCode) {
+    pub fn handle_publish_result(
+        &mut self,
+        qos: QoS,
+        packet_id: Option<PacketId>,
+        reason: ReasonCode,
+    ) {
         let Some(id) = packet_id else { return };
         if reason.is_error() {
             self.refuse_publish(qos, packet_id, reason);
@@ -882,14 +984,26 @@ impl Connection {
                     return Err(self.fail(CloseKind::ProtocolError, ReasonCode::PROTOCOL_ERROR));
                 }
                 Ok(parsed) if parsed.share_group.is_some() && !settings.shared_subscription => {
-                    Err(if v5 { ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED } else { ReasonCode::UNSPECIFIED_ERROR })
+                    Err(if v5 {
+                        ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED
+                    } else {
+                        ReasonCode::UNSPECIFIED_ERROR
+                    })
                 }
                 Ok(parsed) if parsed.filter.has_wildcards() && !settings.wildcard_subscription => {
-                    Err(if v5 { ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED } else { ReasonCode::UNSPECIFIED_ERROR })
+                    Err(if v5 {
+                        ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED
+                    } else {
+                        ReasonCode::UNSPECIFIED_ERROR
+                    })
                 }
                 Ok(parsed) => Ok(parsed),
             };
-            filters.push(FilterRequest { raw, filter, options });
+            filters.push(FilterRequest {
+                raw,
+                filter,
+                options,
+            });
         }
         Ok(Request::Subscribe(SubscribeRequest {
             packet_id: subscribe.packet_id,
@@ -906,17 +1020,39 @@ impl Connection {
             // 3.1.1 knows only 0x80 for a failure.
             reason_codes
                 .into_iter()
-                .map(|c| if c.is_error() { ReasonCode::UNSPECIFIED_ERROR } else { c })
+                .map(|c| {
+                    if c.is_error() {
+                        ReasonCode::UNSPECIFIED_ERROR
+                    } else {
+                        c
+                    }
+                })
                 .collect()
         };
-        self.write(&Packet::SubAck(SubAck { packet_id, properties: AckProperties::default(), reason_codes }));
+        self.write(&Packet::SubAck(SubAck {
+            packet_id,
+            properties: AckProperties::default(),
+            reason_codes,
+        }));
     }
 
     /// The broker's answer to [`Request::Unsubscribe`]: one reason code per filter (ignored
     /// in 3.1.1, whose UNSUBACK carries none).
-    pub fn handle_unsubscribe_result(&mut self, packet_id: PacketId, reason_codes: Vec<ReasonCode>) {
-        let reason_codes = if self.version.is_v5() { reason_codes } else { Vec::new() };
-        self.write(&Packet::UnsubAck(UnsubAck { packet_id, properties: AckProperties::default(), reason_codes }));
+    pub fn handle_unsubscribe_result(
+        &mut self,
+        packet_id: PacketId,
+        reason_codes: Vec<ReasonCode>,
+    ) {
+        let reason_codes = if self.version.is_v5() {
+            reason_codes
+        } else {
+            Vec::new()
+        };
+        self.write(&Packet::UnsubAck(UnsubAck {
+            packet_id,
+            properties: AckProperties::default(),
+            reason_codes,
+        }));
     }
 
     fn handle_disconnect(&mut self, disconnect: Disconnect) -> Close {
@@ -934,7 +1070,11 @@ impl Connection {
             // [MQTT-3.14.4-3]: a normal DISCONNECT discards the Will.
             self.will = None;
         }
-        Close { kind: CloseKind::Normal, code: disconnect.reason, publish_will }
+        Close {
+            kind: CloseKind::Normal,
+            code: disconnect.reason,
+            publish_will,
+        }
     }
 
     /// Whether a delivery of `qos` can be sent now (QoS 0 always can; QoS > 0 needs a slot in
@@ -946,8 +1086,12 @@ impl Connection {
 
     /// Sends a delivery from the session's queue.
     pub fn handle_delivery(&mut self, now: Instant, delivery: Delivery) -> DeliveryOutcome {
-        let Some(session) = self.session.as_mut() else { return DeliveryOutcome::Expired };
-        let Some(publish) = session.deliver(now, delivery) else { return DeliveryOutcome::Expired };
+        let Some(session) = self.session.as_mut() else {
+            return DeliveryOutcome::Expired;
+        };
+        let Some(publish) = session.deliver(now, delivery) else {
+            return DeliveryOutcome::Expired;
+        };
         let packet_id = publish.packet_id;
         if !self.write_publish(publish) {
             // Never send a client more than it accepts [MQTT-3.1.2-24]: the message is
@@ -994,5 +1138,9 @@ impl Connection {
 }
 
 fn invalid_filter(v5: bool) -> ReasonCode {
-    if v5 { ReasonCode::TOPIC_FILTER_INVALID } else { ReasonCode::UNSPECIFIED_ERROR }
+    if v5 {
+        ReasonCode::TOPIC_FILTER_INVALID
+    } else {
+        ReasonCode::UNSPECIFIED_ERROR
+    }
 }

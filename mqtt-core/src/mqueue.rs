@@ -33,7 +33,11 @@ pub enum PushOutcome {
 impl MessageQueue {
     /// An empty queue holding at most `max_len` deliveries (0 = queue nothing).
     pub fn new(max_len: usize, store_qos0: bool) -> Self {
-        Self { items: VecDeque::new(), max_len, store_qos0 }
+        Self {
+            items: VecDeque::new(),
+            max_len,
+            store_qos0,
+        }
     }
 
     /// Queues `delivery`; `online` says whether the session has a connection (QoS 0 messages
@@ -45,8 +49,15 @@ impl MessageQueue {
         let dropped = if self.items.len() >= self.max_len {
             // Drop QoS 0 first: it carries no delivery promise. Only on overflow, so the scan
             // is not on the common path.
-            let victim = self.items.iter().position(|d| d.qos == QoS::AtMostOnce).unwrap_or(0);
-            if delivery.qos == QoS::AtMostOnce && victim == 0 && self.items[0].qos != QoS::AtMostOnce {
+            let victim = self
+                .items
+                .iter()
+                .position(|d| d.qos == QoS::AtMostOnce)
+                .unwrap_or(0);
+            if delivery.qos == QoS::AtMostOnce
+                && victim == 0
+                && self.items[0].qos != QoS::AtMostOnce
+            {
                 // Everything queued is QoS 1/2 and the newcomer is QoS 0: it is the one to go.
                 return PushOutcome::Rejected(delivery);
             }

@@ -167,7 +167,10 @@ impl Session {
 
     /// PUBACK from the client.
     pub fn handle_puback(&mut self, id: PacketId) -> AckOutcome {
-        self.remove_inflight(id, |o| matches!(o, Outbound::Publish(d) if d.qos == QoS::AtLeastOnce))
+        self.remove_inflight(
+            id,
+            |o| matches!(o, Outbound::Publish(d) if d.qos == QoS::AtLeastOnce),
+        )
     }
 
     /// PUBREC from the client: the message moves to "waiting for PUBCOMP"; send PUBREL.
@@ -200,8 +203,16 @@ impl Session {
         self.remove_inflight(id, |o| matches!(o, Outbound::Release))
     }
 
-    fn remove_inflight(&mut self, id: PacketId, expected: impl Fn(&Outbound) -> bool) -> AckOutcome {
-        match self.inflight.iter().position(|(used, state)| *used == id && expected(state)) {
+    fn remove_inflight(
+        &mut self,
+        id: PacketId,
+        expected: impl Fn(&Outbound) -> bool,
+    ) -> AckOutcome {
+        match self
+            .inflight
+            .iter()
+            .position(|(used, state)| *used == id && expected(state))
+        {
             Some(index) => {
                 self.inflight.remove(index);
                 AckOutcome::Known
@@ -241,20 +252,26 @@ impl Session {
     pub fn expire_awaiting_rel(&mut self, now: Instant) -> usize {
         let before = self.awaiting_rel.len();
         let timeout = self.await_rel_timeout;
-        self.awaiting_rel.retain(|_, since| now.saturating_duration_since(*since) < timeout);
+        self.awaiting_rel
+            .retain(|_, since| now.saturating_duration_since(*since) < timeout);
         before - self.awaiting_rel.len()
     }
 
     /// When the oldest inbound QoS 2 id times out, if any is waiting.
     pub fn next_awaiting_rel_deadline(&self) -> Option<Instant> {
-        self.awaiting_rel.values().min().map(|since| *since + self.await_rel_timeout)
+        self.awaiting_rel
+            .values()
+            .min()
+            .map(|since| *since + self.await_rel_timeout)
     }
 
     /// What to send again on a resumed session, in the original order: unacknowledged
     /// PUBLISHes with DUP set, and PUBRELs for messages that were PUBREC'd (spec 4.4).
     pub fn resume(&self, now: Instant) -> impl Iterator<Item = Resend> + '_ {
         self.inflight.iter().map(move |(id, state)| match state {
-            Outbound::Publish(delivery) => Resend::Publish(to_publish(now, delivery, Some(*id), true)),
+            Outbound::Publish(delivery) => {
+                Resend::Publish(Box::new(to_publish(now, delivery, Some(*id), true)))
+            }
             Outbound::Release => Resend::PubRel(*id),
         })
     }
@@ -276,7 +293,7 @@ impl Session {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resend {
     /// An unacknowledged PUBLISH, DUP set.
-    Publish(Publish),
+    Publish(Box<Publish>),
     /// A PUBREL whose PUBCOMP never came.
     PubRel(PacketId),
 }
@@ -285,11 +302,18 @@ fn is_qos2(state: &Outbound) -> bool {
     matches!(state, Outbound::Publish(d) if d.qos == QoS::ExactlyOnce)
 }
 
-fn to_publish(now: Instant, delivery: &Delivery, packet_id: Option<PacketId>, dup: bool) -> Publish {
+fn to_publish(
+    now: Instant,
+    delivery: &Delivery,
+    packet_id: Option<PacketId>,
+    dup: bool,
+) -> Publish {
     let message = &delivery.message;
     let mut properties = message.properties.clone();
     properties.message_expiry_interval = message.remaining_expiry(now);
-    properties.subscription_identifiers.clone_from(&delivery.subscription_ids);
+    properties
+        .subscription_identifiers
+        .clone_from(&delivery.subscription_ids);
     Publish {
         dup,
         qos: delivery.qos,

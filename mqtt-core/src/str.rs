@@ -1,6 +1,11 @@
 //! [`ByteStr`]: a UTF-8 string that shares its bytes with the packet it was decoded from.
 
-use std::{borrow::Borrow, fmt, ops::Deref};
+use std::{
+    borrow::Borrow,
+    fmt,
+    hash::{Hash, Hasher},
+    ops::Deref,
+};
 
 use bytes::Bytes;
 
@@ -9,8 +14,16 @@ use bytes::Bytes;
 /// Topics, client ids and property strings are decoded as slices of the received packet, so a
 /// PUBLISH routed to a thousand subscribers shares one topic allocation instead of copying it.
 /// The UTF-8 check happens once, in [`ByteStr::from_utf8`]; afterwards the bytes are known valid.
-#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ByteStr(Bytes);
+
+// Hashes as `str` does, as `Borrow<str>` requires: a `HashMap<ByteStr, _>` is then
+// searchable with a plain `&str`.
+impl Hash for ByteStr {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
 
 impl ByteStr {
     /// An empty string.
@@ -105,6 +118,13 @@ impl fmt::Display for ByteStr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hashes_like_str() {
+        let mut map = std::collections::HashMap::new();
+        map.insert(ByteStr::from("a/b"), 1);
+        assert_eq!(map.get("a/b"), Some(&1));
+    }
 
     #[test]
     fn rejects_invalid_utf8() {
