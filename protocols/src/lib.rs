@@ -1,1 +1,26 @@
-//! Placeholder.
+//! The runtime seam every protocol adapter uses.
+//!
+//! - [`Broker`]: a cheap-to-clone handle on the shared state: the session registry (with
+//!   takeover), the route table, the retained store and the hooks. Connection tasks call it
+//!   directly: a publish is routed by the publisher's own task into each subscriber's bounded
+//!   [`Mailbox`], so there is no central router task and routing runs on every core.
+//! - [`serve_mqtt`]: the one MQTT connection driver, a small `select!` loop around the sans-IO
+//!   `Connection` of `tributary-mqtt-core`, fed by any [`ByteStream`] (TCP today; TLS,
+//!   WebSocket and QUIC streams later).
+//! - [`Hooks`]: authentication and authorization, allow-all by default.
+//!
+//! What it does not do: bind sockets, read files or the environment, or know any wire format
+//! but through `tributary-mqtt-core`.
+
+mod broker;
+mod driver;
+mod hooks;
+mod mailbox;
+mod registry;
+mod stats;
+
+pub use broker::{AutoSubscribe, Broker, BrokerConfig};
+pub use driver::{ByteStream, ConnectionInfo, serve_mqtt};
+pub use hooks::{AllowAll, AuthRequest, BoxFuture, Hooks};
+pub use mailbox::Mailbox;
+pub use stats::Stats;
