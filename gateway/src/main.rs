@@ -1,2 +1,122 @@
-//! Placeholder.
-fn main() {}
+//! The `tributary` binary: command line, logging, signals, and the gateway.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Context as _;
+use clap::Parser;
+use tracing_subscriber::{EnvFilter, fmt};
+use tributary_config::{Config, LogFormatter, LogLevel};
+use tributary_gateway::Gateway;
+
+/// Tributary: a multi-protocol IoT gateway broker (MQTT 3.1.1 and 5.0).
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about,
+    after_long_help = "\
+CONFIGURATION:
+  Settings come from three layers, later wins:
+    1. the embedded defaults (the broker runs with no file at all);
+    2. the HOCON file given with --config (see etc/tributary.conf for every key);
+    3. environment variables: TRIBUTARY_ + the dotted key upper-cased, with __ for each dot.
+       The value is read as HOCON, so numbers, booleans, units and strings all work:
+         TRIBUTARY_LISTENERS__TCP__DEFAULT__BIND=127.0.0.1:2883
+         TRIBUTARY_MQTT__MAX_MQUEUE_LEN=50
+         TRIBUTARY_MQTT__IDLE_TIMEOUT=30s
+  Units are EMQX's: durations 100ms, 30s, 5m, 2h, 1d, infinity; sizes 512B, 64KB, 1MB
+  (1MB = 1,048,576 bytes). A bad key or value stops the broker with one line naming the key,
+  the value and what was expected. RUST_LOG, when set, overrides log.console.level."
+)]
+struct Cli {
+    /// HOCON configuration file.
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let loaded = match Config::load(cli.config.as_deref(), std::env::vars()) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            eprintln!("tributary: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(&loaded.config);
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    match run(&loaded.config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("tributary: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let console = &config.log.console;
+    if !console.enable {
+        return;
+    }
+    // tracing has five levels; EMQX's syslog-style ones fold onto them.
+    let level = match console.level {
+        LogLevel::Debug => "debug",
+        LogLevel::Info | LogLevel::Notice => "info",
+        LogLevel::Warning => "warn",
+        _ => "error",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match console.formatter {
+        LogFormatter::Json => builder.json().init(),
+        LogFormatter::Text => builder.init(),
+    }
+}
+
+fn run(config: &Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async {
+        let gateway = Gateway::start(config).await?;
+        for listener in gateway.listeners() {
+            println!(
+                "tributary: listening for MQTT on {} ({}:{})",
+                listener.addr, listener.kind, listener.name
+            );
+        }
+        shutdown_signal().await;
+        tracing::warn!("shutting down");
+        gateway.shutdown().await;
+        Ok::<(), anyhow::Error>(())
+    })
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

@@ -1077,6 +1077,14 @@ impl Connection {
         }
     }
 
+    /// How many more QoS > 0 messages the inflight window takes now (0 when not connected).
+    pub fn window_free(&self) -> usize {
+        match (&self.session, self.state) {
+            (Some(session), State::Connected) => self.window.saturating_sub(session.inflight_len()),
+            _ => 0,
+        }
+    }
+
     /// Whether a delivery of `qos` can be sent now (QoS 0 always can; QoS > 0 needs a slot in
     /// the inflight window).
     pub fn can_deliver(&self, qos: QoS) -> bool {

@@ -1,0 +1,95 @@
+//! Configuration to the runtime structs each crate takes by value.
+
+use std::sync::Arc;
+
+use tributary_config::Config;
+use tributary_mqtt_core::{
+    QoS, ShareStrategy,
+    packet::{RetainHandling, SubscriptionOptions},
+    settings::MqttSettings,
+};
+use tributary_protocols::{AutoSubscribe, BrokerConfig};
+
+/// The broker's runtime configuration from the config file. The config crate has already
+/// validated every range, so the conversions below only widen or pick enum variants.
+pub fn broker_config(config: &Config) -> BrokerConfig {
+    let mqtt = &config.mqtt;
+    let settings = MqttSettings {
+        max_packet_size: u32::try_from(mqtt.max_packet_size.bytes()).unwrap_or(u32::MAX),
+        max_clientid_len: usize::from(mqtt.max_clientid_len),
+        max_topic_levels: usize::from(mqtt.max_topic_levels),
+        max_topic_alias: mqtt.max_topic_alias,
+        max_qos_allowed: QoS::from_u8(mqtt.max_qos_allowed).unwrap_or(QoS::ExactlyOnce),
+        retain_available: mqtt.retain_available,
+        wildcard_subscription: mqtt.wildcard_subscription,
+        shared_subscription: mqtt.shared_subscription,
+        max_subscriptions: mqtt
+            .max_subscriptions
+            .max()
+            .map(|m| usize::try_from(m).unwrap_or(usize::MAX)),
+        max_inflight: mqtt.max_inflight,
+        max_awaiting_rel: usize::from(mqtt.max_awaiting_rel),
+        await_rel_timeout: mqtt.await_rel_timeout,
+        session_expiry_interval: mqtt.session_expiry_interval,
+        idle_timeout: mqtt.idle_timeout,
+        keepalive_multiplier: mqtt.keepalive_multiplier,
+        server_keepalive: mqtt.server_keepalive,
+        max_keepalive: mqtt.max_keepalive,
+        response_information: Some(mqtt.response_information.clone()).filter(|r| !r.is_empty()),
+        max_user_properties: usize::from(mqtt.max_user_properties),
+        upgrade_qos: mqtt.upgrade_qos,
+        ignore_loop_deliver: mqtt.ignore_loop_deliver,
+    };
+    let auto_subscribe = config
+        .auto_subscribe
+        .topics
+        .iter()
+        .map(|t| AutoSubscribe {
+            topic: t.topic.clone(),
+            options: SubscriptionOptions {
+                qos: QoS::from_u8(t.qos).unwrap_or_default(),
+                no_local: t.nl != 0,
+                retain_as_published: t.rap != 0,
+                retain_handling: match t.rh {
+                    1 => RetainHandling::SendIfNew,
+                    2 => RetainHandling::DoNotSend,
+                    _ => RetainHandling::SendAtSubscribe,
+                },
+            },
+        })
+        .collect();
+    BrokerConfig {
+        mqtt: Arc::new(settings),
+        max_mqueue_len: usize::try_from(mqtt.max_mqueue_len).unwrap_or(usize::MAX),
+        mqueue_store_qos0: mqtt.mqueue_store_qos0,
+        shared_subscription_strategy: mqtt
+            .shared_subscription_strategy
+            .name()
+            .parse()
+            .unwrap_or(ShareStrategy::RoundRobin),
+        retainer_enable: config.retainer.enable,
+        max_retained_messages: usize::try_from(config.retainer.max_retained_messages)
+            .unwrap_or(usize::MAX),
+        max_retained_payload_size: usize::try_from(config.retainer.max_payload_size.bytes())
+            .unwrap_or(usize::MAX),
+        retained_msg_expiry: config.retainer.msg_expiry_interval,
+        auto_subscribe,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documented_settings() {
+        let config = broker_config(&Config::default());
+        assert_eq!(*config.mqtt, MqttSettings::default());
+        assert_eq!(config.max_mqueue_len, 1000);
+        assert!(config.mqueue_store_qos0);
+        assert_eq!(
+            config.shared_subscription_strategy,
+            ShareStrategy::RoundRobin
+        );
+    }
+}

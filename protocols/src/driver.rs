@@ -1,0 +1,317 @@
+//! [`serve_mqtt`]: the one MQTT connection driver, for every transport.
+
+use std::{future::pending, net::SocketAddr, sync::Arc, time::Duration};
+
+use bytes::BytesMut;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    sync::mpsc,
+};
+use tributary_mqtt_core::{
+    ByteStr, Packet, ReasonCode,
+    connection::{Close, CloseKind, Connection, Request},
+};
+
+use crate::{
+    broker::{Attachment, Broker, now},
+    hooks::AuthRequest,
+    registry::Kick,
+    stats::Stats,
+};
+
+/// Above this many bytes waiting to be written, the driver stops reading from the socket and
+/// from the mailbox until the peer catches up: a slow reader gets backpressure (its mailbox
+/// fills and applies its drop policy), never unbounded buffering.
+pub(crate) const HIGH_WATER: usize = 64 * 1024;
+
+/// How much room a read asks for. Small enough that idle connections stay cheap; a busy
+/// connection's buffer grows with what arrives.
+const READ_CHUNK: usize = 4096;
+
+/// How long a closing connection may take to flush its last packets (the DISCONNECT that says
+/// why) before the socket is dropped anyway.
+const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A bidirectional byte stream that can carry MQTT: a TCP stream, a TLS stream, a WebSocket
+/// adapter or a QUIC stream pair.
+pub trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ByteStream for T {}
+
+/// Who is on the other end of a stream.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    /// Remote address.
+    pub peer: SocketAddr,
+    /// The listener that accepted it, as `type:name` (`tcp:default`).
+    pub listener: Arc<str>,
+}
+
+/// Serves one MQTT connection until it ends: decodes, answers, routes the client's publishes,
+/// delivers from its session's mailbox, and hands the session back to the registry at the end.
+pub async fn serve_mqtt<S: ByteStream>(stream: S, info: ConnectionInfo, broker: Broker) {
+    Stats::incr(&broker.stats().connections);
+    let mut driver = Driver {
+        conn: Connection::new(
+            Arc::clone(&broker.config().mqtt),
+            now(),
+            broker.next_conn_id(),
+        ),
+        broker,
+        info,
+        attachment: None,
+        username: None,
+        scratch: Vec::new(),
+    };
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let close = driver.run(&mut reader, &mut writer).await;
+    driver.finish(close, &mut writer).await;
+    Stats::decr(&driver.broker.stats().connections);
+}
+
+struct Driver {
+    conn: Connection,
+    broker: Broker,
+    info: ConnectionInfo,
+    attachment: Option<Attachment>,
+    username: Option<ByteStr>,
+    scratch: Vec<(crate::mailbox::Subscriber, crate::broker::Route)>,
+}
+
+impl Driver {
+    async fn run<R, W>(&mut self, reader: &mut R, writer: &mut W) -> Close
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let mut input = BytesMut::new();
+        let shutdown = self.broker.shutdown_token().clone();
+        loop {
+            if let Err(close) = self.process_input(&mut input).await {
+                return close;
+            }
+            if let Some(attachment) = &self.attachment {
+                attachment
+                    .entry
+                    .mailbox
+                    .drain_into(&mut self.conn, now(), self.broker.stats());
+            }
+            if input.is_empty() && input.capacity() > 2 * READ_CHUNK {
+                // A burst grew the buffer; an idle connection should not keep it.
+                input = BytesMut::new();
+            }
+            if input.capacity() - input.len() < READ_CHUNK / 4 {
+                input.reserve(READ_CHUNK);
+            }
+
+            let pending_out = self.conn.transmit().len();
+            let deadline = self.conn.poll_timeout().map(tokio::time::Instant::from_std);
+            let (mailbox, kicks) = match &mut self.attachment {
+                Some(a) => (Some(&a.entry.mailbox), Some(&mut a.kicks)),
+                None => (None, None),
+            };
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => {
+                    return self.conn.close(CloseKind::ServerShutdown, ReasonCode::SERVER_SHUTTING_DOWN);
+                }
+                kick = next_kick(kicks) => return self.conn.close(kick.kind, kick.code),
+                written = writer.write(self.conn.transmit()), if pending_out > 0 => match written {
+                    Ok(0) | Err(_) => return self.conn.handle_socket_closed(),
+                    Ok(n) => self.conn.advance_transmit(n),
+                },
+                read = reader.read_buf(&mut input), if pending_out < HIGH_WATER => match read {
+                    Ok(0) | Err(_) => return self.conn.handle_socket_closed(),
+                    Ok(_) => {}
+                },
+                () = notified(mailbox), if pending_out < HIGH_WATER => {}
+                () = sleep_until(deadline) => {
+                    if let Err(close) = self.conn.handle_timeout(now()) {
+                        return close;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles every complete packet read so far, in order, carrying out what each asks of
+    /// the broker before the next (so a SUBSCRIBE right behind a CONNECT sees the session).
+    async fn process_input(&mut self, input: &mut BytesMut) -> Result<(), Close> {
+        while self.conn.transmit().len() < HIGH_WATER {
+            let Some(packet) = self.conn.decode(input)? else {
+                break;
+            };
+            if matches!(packet, Packet::Publish(_)) {
+                Stats::incr(&self.broker.stats().messages_received);
+            }
+            if let Some(request) = self.conn.handle_packet(now(), packet)? {
+                self.execute(request).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn execute(&mut self, request: Request) -> Result<(), Close> {
+        match request {
+            Request::Connect(request) => {
+                let auth = AuthRequest {
+                    client_id: request.client_id.clone(),
+                    username: request.username.clone(),
+                    password: request.password.clone(),
+                    peer: self.info.peer,
+                    listener: self.info.listener.to_string(),
+                };
+                let (result, attachment) = self.broker.connect(&request, auth).await;
+                self.username = request.username.clone();
+                self.attachment = attachment;
+                self.conn.handle_connect_result(now(), result)?;
+                tracing::debug!(
+                    client_id = %request.client_id,
+                    peer = %self.info.peer,
+                    listener = %self.info.listener,
+                    version = ?request.version,
+                    clean_start = request.clean_start,
+                    "client connected"
+                );
+                self.auto_subscribe();
+            }
+            Request::Publish(publish) => {
+                let qos = publish.message.qos;
+                let username = self.username.as_deref();
+                let allowed = self.broker.hooks().authorize_publish(
+                    self.conn.client_id(),
+                    username,
+                    publish.message.topic.as_str(),
+                );
+                let reason = if !allowed {
+                    ReasonCode::NOT_AUTHORIZED
+                } else if self.broker.publish(publish.message, &mut self.scratch) == 0 {
+                    ReasonCode::NO_MATCHING_SUBSCRIBERS
+                } else {
+                    ReasonCode::SUCCESS
+                };
+                self.conn
+                    .handle_publish_result(qos, publish.packet_id, reason);
+            }
+            Request::Subscribe(subscribe) => {
+                let codes = match (&self.attachment, self.conn.session_mut()) {
+                    (Some(attachment), Some(session)) => self.broker.subscribe(
+                        &attachment.entry,
+                        session,
+                        self.username.as_deref(),
+                        subscribe.subscription_id,
+                        subscribe.filters,
+                    ),
+                    _ => vec![ReasonCode::UNSPECIFIED_ERROR; subscribe.filters.len()],
+                };
+                self.conn
+                    .handle_subscribe_result(subscribe.packet_id, codes);
+            }
+            Request::Unsubscribe(unsubscribe) => {
+                let codes = match (&self.attachment, self.conn.session_mut()) {
+                    (Some(attachment), Some(session)) => {
+                        self.broker
+                            .unsubscribe(&attachment.entry, session, &unsubscribe.filters)
+                    }
+                    _ => vec![ReasonCode::UNSPECIFIED_ERROR; unsubscribe.filters.len()],
+                };
+                self.conn
+                    .handle_unsubscribe_result(unsubscribe.packet_id, codes);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the broker-side subscriptions (no SUBACK: the client did not ask).
+    fn auto_subscribe(&mut self) {
+        if self.broker.config().auto_subscribe.is_empty() {
+            return;
+        }
+        let filters = self
+            .broker
+            .auto_subscriptions(self.conn.client_id(), self.username.as_deref());
+        let max_levels = self.broker.config().mqtt.max_topic_levels;
+        let requests = filters
+            .into_iter()
+            .map(
+                |(raw, options)| tributary_mqtt_core::connection::FilterRequest {
+                    filter: tributary_mqtt_core::SubscriptionFilter::parse(&raw, max_levels)
+                        .map_err(|_| ReasonCode::TOPIC_FILTER_INVALID),
+                    raw,
+                    options,
+                },
+            )
+            .collect();
+        if let (Some(attachment), Some(session)) = (&self.attachment, self.conn.session_mut()) {
+            let codes = self.broker.subscribe(
+                &attachment.entry,
+                session,
+                self.username.as_deref(),
+                None,
+                requests,
+            );
+            if codes.iter().any(|c| c.is_error()) {
+                tracing::warn!(client_id = %self.conn.client_id(), ?codes, "auto_subscribe: some topics were refused");
+            }
+        }
+    }
+
+    /// Flushes the last packets (the CONNACK or DISCONNECT that says why), logs the end, and
+    /// hands the session back.
+    async fn finish<W: AsyncWrite + Unpin>(&mut self, close: Close, writer: &mut W) {
+        if !self.conn.transmit().is_empty() && close.kind != CloseKind::SocketClosed {
+            let flush = async {
+                while !self.conn.transmit().is_empty() {
+                    match writer.write(self.conn.transmit()).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => self.conn.advance_transmit(n),
+                    }
+                }
+                let _ = writer.shutdown().await;
+            };
+            let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, flush).await;
+        }
+        let client_id = self.conn.client_id().clone();
+        match close.kind {
+            CloseKind::Normal
+            | CloseKind::TakenOver
+            | CloseKind::Discarded
+            | CloseKind::ServerShutdown => {
+                tracing::debug!(%client_id, peer = %self.info.peer, listener = %self.info.listener, reason = close.kind.as_str(), code = %close.code, "connection closed");
+            }
+            _ => {
+                tracing::info!(%client_id, peer = %self.info.peer, listener = %self.info.listener, reason = close.kind.as_str(), code = %close.code, "connection closed");
+            }
+        }
+        let Some(attachment) = self.attachment.take() else {
+            return;
+        };
+        let will = self.conn.take_will().filter(|_| close.publish_will);
+        let session = self.conn.take_session();
+        self.broker
+            .detach(attachment, session, will, self.conn.session_expiry());
+    }
+}
+
+async fn next_kick(kicks: Option<&mut mpsc::Receiver<Kick>>) -> Kick {
+    if let Some(kicks) = kicks {
+        if let Some(kick) = kicks.recv().await {
+            return kick;
+        }
+    }
+    pending().await
+}
+
+async fn notified(mailbox: Option<&Arc<crate::mailbox::Mailbox>>) {
+    match mailbox {
+        Some(mailbox) => mailbox.notified().await,
+        None => pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => pending().await,
+    }
+}

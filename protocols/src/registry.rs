@@ -1,0 +1,126 @@
+//! The session registry: one entry per client id, attached to a connection or detached.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::{Notify, mpsc};
+use tributary_mqtt_core::{
+    ByteStr, ReasonCode,
+    connection::{CloseKind, WillMessage},
+    session::Session,
+};
+
+use crate::mailbox::Mailbox;
+
+/// What the registry asks of a connection's task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Kick {
+    /// Why, for the log.
+    pub(crate) kind: CloseKind,
+    /// The DISCONNECT reason code for a v5 client.
+    pub(crate) code: ReasonCode,
+}
+
+/// A session known to the broker.
+///
+/// The mailbox is the session's identity in the route table: it stays the same across
+/// connections, so routes survive a reconnect untouched. A discarded session's entry is
+/// removed from the registry and a clean session gets a new entry (and mailbox), so a publisher
+/// still holding an old route can never leak a message into the new session.
+#[derive(Debug)]
+pub(crate) struct SessionEntry {
+    pub(crate) client_id: ByteStr,
+    pub(crate) mailbox: Arc<Mailbox>,
+    /// Serializes connects with this client id: a takeover storm queues here, each new
+    /// connection waits for the previous owner to hand the session back. An async mutex because
+    /// it is held across that wait; it guards no data.
+    pub(crate) connect_lock: tokio::sync::Mutex<()>,
+    slot: Mutex<Slot>,
+    /// Signalled when a connection hands the session back.
+    released: Notify,
+}
+
+/// Where the session state is.
+#[derive(Debug)]
+pub(crate) enum Slot {
+    /// A connection owns the session state; `kick` reaches its task.
+    Attached {
+        generation: u64,
+        kick: mpsc::Sender<Kick>,
+    },
+    /// No connection: the state waits here until a reconnect, expiry or discard.
+    Detached {
+        generation: u64,
+        session: Box<Session>,
+        will: Option<Box<WillMessage>>,
+    },
+    /// The session is gone; the entry is out of the registry.
+    Discarded,
+}
+
+impl SessionEntry {
+    pub(crate) fn new(client_id: ByteStr, mailbox: Arc<Mailbox>) -> Self {
+        Self {
+            client_id,
+            mailbox,
+            connect_lock: tokio::sync::Mutex::new(()),
+            slot: Mutex::new(Slot::Discarded),
+            released: Notify::new(),
+        }
+    }
+
+    pub(crate) fn slot(&self) -> MutexGuard<'_, Slot> {
+        // Slot transitions are single assignments; a poisoned lock holds a consistent value.
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hands the session back from a connection that ended (only if that connection still
+    /// owns it) and wakes a waiting takeover.
+    pub(crate) fn release(
+        &self,
+        generation: u64,
+        session: Session,
+        will: Option<WillMessage>,
+    ) -> bool {
+        let mut slot = self.slot();
+        let owned = matches!(&*slot, Slot::Attached { generation: g, .. } if *g == generation);
+        if owned {
+            *slot = Slot::Detached {
+                generation,
+                session: Box::new(session),
+                will: will.map(Box::new),
+            };
+        }
+        drop(slot);
+        self.released.notify_waiters();
+        owned
+    }
+
+    /// Gives the session up without state (see `Broker::detach`).
+    pub(crate) fn abandon(&self, generation: u64) {
+        let mut slot = self.slot();
+        if matches!(&*slot, Slot::Attached { generation: g, .. } if *g == generation) {
+            *slot = Slot::Discarded;
+        }
+        drop(slot);
+        self.released.notify_waiters();
+    }
+
+    /// Waits until the current owner (if any) hands the session back, kicking it first.
+    /// Called with `connect_lock` held, so no other connect interleaves.
+    pub(crate) async fn take_over(&self, kick: Kick) {
+        loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            // Register interest before looking, so a release between the look and the wait
+            // is not missed.
+            released.as_mut().enable();
+            let sender = match &*self.slot() {
+                Slot::Attached { kick, .. } => kick.clone(),
+                Slot::Detached { .. } | Slot::Discarded => return,
+            };
+            // The owner's task may have ended already (its channel closed); it still releases.
+            let _ = sender.try_send(kick);
+            released.await;
+        }
+    }
+}
