@@ -8,14 +8,18 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "an object with the node settings")]
 pub struct NodeConfig {
-    /// `node.data_dir`: where the node keeps its state (sessions, retained messages), relative to
-    /// the working directory unless absolute. Default `"data"`.
+    /// `node.name`: this node's name, `name@host` as in EMQX; it appears in `$SYS/brokers/<name>/...`
+    /// topics. Default `"tributary@127.0.0.1"`.
+    pub name: String,
+    /// `node.data_dir`: where the node keeps its files, relative to the working directory
+    /// unless absolute. Default `"data"`.
     pub data_dir: PathBuf,
 }
 
 impl Default for NodeConfig {
     fn default() -> Self {
         Self {
+            name: "tributary@127.0.0.1".to_owned(),
             data_dir: PathBuf::from("data"),
         }
     }

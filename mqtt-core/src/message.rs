@@ -4,7 +4,11 @@ use std::{sync::Arc, time::Instant};
 
 use bytes::Bytes;
 
-use crate::{ByteStr, QoS, packet::PublishProperties, topic::TopicName};
+use crate::{
+    ByteStr, QoS,
+    packet::PublishProperties,
+    topic::{TopicFilter, TopicName},
+};
 
 /// An application message as the broker routes it: validated topic, payload and the
 /// properties that travel with it.
@@ -60,4 +64,16 @@ pub struct Delivery {
     pub retain: bool,
     /// Subscription identifiers of the matching subscriptions (v5).
     pub subscription_ids: Vec<u32>,
+    /// The share group it was picked for, when a shared subscription alone matched: if the
+    /// member's session ends before acknowledging it, the broker gives it to another member.
+    pub share: Option<Arc<ShareOrigin>>,
+}
+
+/// A share group on a filter (`$share/{group}/{filter}`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ShareOrigin {
+    /// The group name (`$queue` for `$queue/...`).
+    pub group: ByteStr,
+    /// The filter.
+    pub filter: TopicFilter,
 }

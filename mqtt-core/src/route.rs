@@ -497,6 +497,37 @@ where
         }
     }
 
+    /// Picks one member of the share group `group` on `filter` for a message on `topic`, by the
+    /// table's strategy: how the broker re-dispatches a message that a departed member of the
+    /// group received but never acknowledged.
+    pub fn pick_shared(
+        &self,
+        filter: &TopicFilter,
+        group: &str,
+        topic: &TopicName,
+        publisher: &str,
+    ) -> Option<(K, V)> {
+        let pick = Pick {
+            strategy: self.strategy,
+            topic: topic.as_str(),
+            publisher,
+            rng: &self.rng,
+        };
+        let choose = |subs: &Subscribers<K, V>| {
+            let (k, v) = subs.groups.get(group)?.pick(&pick)?;
+            Some((k.clone(), v.clone()))
+        };
+        if filter.has_wildcards() {
+            let trie = read(&self.wildcard);
+            let node = trie.find(filter.levels())?;
+            choose(&trie.node(node)?.data)
+        } else {
+            let exact = self.exact.pin();
+            let bucket = exact.get(filter.as_str())?;
+            choose(&read(&bucket.state).subs)
+        }
+    }
+
     /// The number of subscriptions (normal and shared members).
     pub fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
@@ -732,6 +763,22 @@ mod tests {
         let table = group_of(ShareStrategy::Random, &[1, 2, 3]);
         let seen: BTreeSet<u32> = picks(&table, "s/a", "p", 200).into_iter().collect();
         assert_eq!(seen, BTreeSet::from([1, 2, 3]));
+    }
+
+    #[test]
+    fn pick_shared_chooses_a_current_member() {
+        let table = group_of(ShareStrategy::RoundRobin, &[1, 2]);
+        let _ = table.unsubscribe(&f("s/+"), Some(&g("g")), &1);
+        for _ in 0..4 {
+            let picked = table.pick_shared(&f("s/+"), "g", &t("s/x"), "p");
+            assert_eq!(picked.map(|(k, ())| k), Some(2));
+        }
+        assert!(
+            table
+                .pick_shared(&f("s/+"), "other", &t("s/x"), "p")
+                .is_none()
+        );
+        assert!(table.pick_shared(&f("s/x"), "g", &t("s/x"), "p").is_none());
     }
 
     #[test]

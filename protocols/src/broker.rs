@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tributary_mqtt_core::{
     ByteStr, QoS, ReasonCode, RetainedStore, RouteTable, ShareStrategy, SubscriptionFilter,
     connection::{CloseKind, ConnectRequest, ConnectResult, FilterRequest, WillMessage},
-    message::{Delivery, Message},
+    message::{Delivery, Message, ShareOrigin},
     packet::{RetainHandling, SubscriptionOptions},
     session::{Session, SessionSubscription},
     settings::MqttSettings,
@@ -75,10 +75,12 @@ impl Default for BrokerConfig {
 }
 
 /// What a route points at: the subscription's options.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Route {
     options: SubscriptionOptions,
     subscription_id: Option<u32>,
+    /// Set for a shared subscription, so its deliveries can be re-dispatched.
+    share: Option<Arc<ShareOrigin>>,
 }
 
 /// A handle on the broker: the session registry, the route table, the retained store, the
@@ -176,6 +178,11 @@ impl Broker {
         self.inner.sessions.len()
     }
 
+    /// Number of subscriptions in the route table.
+    pub fn subscription_count(&self) -> usize {
+        self.inner.routes.len()
+    }
+
     /// Number of retained messages.
     pub fn retained_count(&self) -> usize {
         self.inner.retained.len()
@@ -242,7 +249,7 @@ impl Broker {
                     // Clean start: the old session goes, routes and queue with it, and the new
                     // one gets a new entry, attached before anyone can see it. The old entry's
                     // lock is still held, so a connect queued on it retries on the new one.
-                    self.discard(&entry, &session);
+                    self.discard(&entry, *session);
                     let fresh = self.make_entry(client_id);
                     *fresh.slot() = attached;
                     self.inner
@@ -315,7 +322,7 @@ impl Broker {
     }
 
     /// Removes a session's routes and queued messages.
-    fn discard(&self, entry: &SessionEntry, session: &Session) {
+    fn discard(&self, entry: &SessionEntry, mut session: Session) {
         let subscriber = Subscriber(Arc::clone(&entry.mailbox));
         let max_levels = self.inner.config.mqtt.max_topic_levels;
         for raw in session.subscriptions().keys() {
@@ -327,7 +334,34 @@ impl Broker {
                 );
             }
         }
-        entry.mailbox.clear();
+        // What the session got through a share group and never acknowledged goes to another
+        // member of the group (EMQX's behaviour); everything else ends with the session.
+        let unacked = session.take_unacked();
+        let queued = entry.mailbox.take_all();
+        for delivery in unacked.into_iter().chain(queued) {
+            self.redispatch(delivery);
+        }
+    }
+
+    fn redispatch(&self, mut delivery: Delivery) {
+        let Some(share) = delivery.share.clone() else {
+            return;
+        };
+        if delivery.qos == QoS::AtMostOnce || delivery.message.is_expired(now()) {
+            return;
+        }
+        let message = &delivery.message;
+        let picked = self.inner.routes.pick_shared(
+            &share.filter,
+            &share.group,
+            &message.topic,
+            &message.publisher,
+        );
+        if let Some((subscriber, route)) = picked {
+            delivery.qos = message.qos.min(route.options.qos);
+            delivery.subscription_ids = route.subscription_id.into_iter().collect();
+            subscriber.0.push(delivery, &self.inner.stats);
+        }
     }
 
     /// Called by a connection's task when it ends: hands the session back to the registry,
@@ -442,7 +476,7 @@ impl Broker {
         if let Some(will) = will {
             self.publish_will(*will);
         }
-        self.discard(entry, &session);
+        self.discard(entry, *session);
         let sessions = self.inner.sessions.pin();
         let _ = sessions.remove_if(&entry.client_id, |_, live| Arc::ptr_eq(live, entry));
     }
@@ -476,9 +510,10 @@ impl Broker {
             let mut qos = None;
             let mut retain = false;
             let mut ids = Vec::new();
+            let mut share = None;
             let mut j = i;
             while j < scratch.len() && Arc::ptr_eq(&scratch[j].0.0, &sub.0) {
-                let route = scratch[j].1;
+                let route = &scratch[j].1;
                 j += 1;
                 let own = *sub.0.client_id() == message.publisher;
                 if own && (route.options.no_local || ignore_loop) {
@@ -492,6 +527,12 @@ impl Broker {
                 qos = Some(qos.map_or(granted, |q: QoS| q.max(granted)));
                 retain |= route.options.retain_as_published && message.retain;
                 ids.extend(route.subscription_id);
+                share.clone_from(&route.share);
+            }
+            if j - i > 1 {
+                // Also matched by another subscription of the same session: it is that
+                // session's message, not the group's, so it is never re-dispatched.
+                share = None;
             }
             if let Some(qos) = qos {
                 sub.0.push(
@@ -500,6 +541,7 @@ impl Broker {
                         qos,
                         retain,
                         subscription_ids: ids,
+                        share,
                     },
                     &inner.stats,
                 );
@@ -573,9 +615,16 @@ impl Broker {
                 codes.push(ReasonCode::NOT_AUTHORIZED);
                 continue;
             }
+            let share = parsed.share_group.as_ref().map(|group| {
+                Arc::new(ShareOrigin {
+                    group: group.clone(),
+                    filter: parsed.filter.clone(),
+                })
+            });
             let route = Route {
                 options: request.options,
                 subscription_id,
+                share,
             };
             let existed = inner
                 .routes
@@ -614,6 +663,7 @@ impl Broker {
                         // [MQTT-3.3.1-8].
                         retain: true,
                         subscription_ids: subscription_id.into_iter().collect(),
+                        share: None,
                     };
                     entry.mailbox.push(delivery, &inner.stats);
                 }
@@ -654,13 +704,15 @@ impl Broker {
             .collect()
     }
 
-    /// The auto-subscribe filters for a client, placeholders filled in. A client id or user
-    /// name containing `+`, `#` or `/` could widen the filter, so such a template is skipped
-    /// for that client (the lesson of Mosquitto CVE-2017-7650).
+    /// The auto-subscribe filters for a client, placeholders (`${clientid}`, `${username}`,
+    /// `${host}`, `${port}`) filled in. A client id or user name containing `+`, `#` or `/`
+    /// could widen the filter, so such a template is skipped for that client (the lesson of
+    /// Mosquitto CVE-2017-7650).
     pub(crate) fn auto_subscriptions(
         &self,
         client_id: &str,
         username: Option<&str>,
+        peer: std::net::SocketAddr,
     ) -> Vec<(ByteStr, SubscriptionOptions)> {
         let unsafe_value = |v: &str| v.contains(['+', '#', '/']);
         self.inner
@@ -678,6 +730,12 @@ impl Broker {
                 if topic.contains("${username}") {
                     let username = username.filter(|u| !unsafe_value(u))?;
                     topic = topic.replace("${username}", username);
+                }
+                if topic.contains("${host}") {
+                    topic = topic.replace("${host}", &peer.ip().to_string());
+                }
+                if topic.contains("${port}") {
+                    topic = topic.replace("${port}", &peer.port().to_string());
                 }
                 Some((ByteStr::from(topic), auto.options))
             })

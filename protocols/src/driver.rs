@@ -227,9 +227,11 @@ impl Driver {
         if self.broker.config().auto_subscribe.is_empty() {
             return;
         }
-        let filters = self
-            .broker
-            .auto_subscriptions(self.conn.client_id(), self.username.as_deref());
+        let filters = self.broker.auto_subscriptions(
+            self.conn.client_id(),
+            self.username.as_deref(),
+            self.info.peer,
+        );
         let max_levels = self.broker.config().mqtt.max_topic_levels;
         let requests = filters
             .into_iter()

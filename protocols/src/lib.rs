@@ -8,6 +8,7 @@
 //!   `Connection` of `tributary-mqtt-core`, fed by any [`ByteStream`] (TCP today; TLS,
 //!   WebSocket and QUIC streams later).
 //! - [`Hooks`]: authentication and authorization, allow-all by default.
+//! - [`run_sys_topics`]: the broker's own `$SYS/brokers/<node>/...` messages.
 //!
 //! What it does not do: bind sockets, read files or the environment, or know any wire format
 //! but through `tributary-mqtt-core`.
@@ -18,9 +19,11 @@ mod hooks;
 mod mailbox;
 mod registry;
 mod stats;
+mod sys;
 
 pub use broker::{AutoSubscribe, Broker, BrokerConfig};
 pub use driver::{ByteStream, ConnectionInfo, serve_mqtt};
 pub use hooks::{AllowAll, AuthRequest, BoxFuture, Hooks};
 pub use mailbox::Mailbox;
 pub use stats::Stats;
+pub use sys::{SysTopics, run_sys_topics};

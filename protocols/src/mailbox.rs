@@ -99,9 +99,10 @@ impl Mailbox {
         self.lock().queue.set_limits(max_len, store_qos0);
     }
 
-    /// Drops everything queued (the session was discarded).
-    pub(crate) fn clear(&self) {
-        self.lock().queue.clear();
+    /// Takes everything queued out (the session was discarded).
+    pub(crate) fn take_all(&self) -> Vec<Delivery> {
+        let mut state = self.lock();
+        std::iter::from_fn(|| state.queue.pop()).collect()
     }
 
     /// Number of queued deliveries.
