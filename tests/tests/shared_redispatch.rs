@@ -1,6 +1,8 @@
 //! A member of a share group that leaves loses nothing: what it received through the group and
 //! never acknowledged goes to another member when its session ends.
 
+#![allow(clippy::expect_used)] // Test helpers fail loudly: a failure is a failed test.
+
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
