@@ -30,6 +30,7 @@ pub fn broker_config(config: &Config) -> BrokerConfig {
         max_inflight: mqtt.max_inflight,
         max_awaiting_rel: usize::from(mqtt.max_awaiting_rel),
         await_rel_timeout: mqtt.await_rel_timeout,
+        retry_interval: mqtt.retry_interval.duration(),
         session_expiry_interval: mqtt.session_expiry_interval,
         idle_timeout: mqtt.idle_timeout,
         keepalive_multiplier: mqtt.keepalive_multiplier,

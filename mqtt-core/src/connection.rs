@@ -267,7 +267,10 @@ impl Connection {
     /// broker's connections and hard to guess: a client that sends an empty client id is
     /// assigned one derived from it.
     pub fn new(settings: Arc<MqttSettings>, now: Instant, conn_id: u64) -> Self {
-        let decoder = Decoder::new(settings.max_packet_size);
+        let mut decoder = Decoder::new(settings.max_packet_size);
+        decoder.set_max_user_properties(
+            u32::try_from(settings.max_user_properties).unwrap_or(u32::MAX),
+        );
         Self {
             settings,
             decoder,
@@ -391,17 +394,18 @@ impl Connection {
     /// Ends the connection: tells a v5 client why (CONNACK before CONNECT was accepted,
     /// DISCONNECT after) and decides on the Will. 3.1.1 has no way to say why: it just closes.
     fn fail(&mut self, kind: CloseKind, code: ReasonCode) -> Close {
-        if self.version.is_v5() {
-            match self.state {
-                State::AwaitConnect | State::Connecting => {
-                    self.write(&Packet::ConnAck(ConnAck {
-                        reason: code,
-                        ..ConnAck::default()
-                    }));
-                }
-                State::Connected => self.write_disconnect(code),
-                State::Closed => {}
+        let refused_connect = matches!(kind, CloseKind::ConnectRefused | CloseKind::NotAuthorized);
+        match self.state {
+            // 3.1.1 has CONNACK return codes for a refused CONNECT, but nothing for a
+            // malformed one: that connection just closes [MQTT-4.8.0-1].
+            State::AwaitConnect | State::Connecting if self.version.is_v5() || refused_connect => {
+                self.write(&Packet::ConnAck(ConnAck {
+                    reason: code,
+                    ..ConnAck::default()
+                }));
             }
+            State::Connected if self.version.is_v5() => self.write_disconnect(code),
+            _ => {}
         }
         let publish_will = self.state == State::Connected;
         self.state = State::Closed;
@@ -461,15 +465,30 @@ impl Connection {
                     .session
                     .as_ref()
                     .and_then(Session::next_awaiting_rel_deadline);
-                match (keep_alive, rel) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
+                let retry = self.settings.retry_interval.and_then(|interval| {
+                    self.session.as_ref().and_then(|s| s.next_retry(interval))
+                });
+                [keep_alive, rel, retry].into_iter().flatten().min()
             }
         }
     }
 
-    /// Advances time: closes on idle or keep-alive timeout, expires stale QoS 2 state.
+    /// Writes what a session sends again (on resume, or on `retry_interval`).
+    fn write_resends(&mut self, resend: Vec<Resend>) {
+        for packet in resend {
+            match packet {
+                Resend::Publish(publish) => {
+                    if !self.write_publish(*publish) {
+                        tracing::warn!(client_id = %self.client_id, "inflight message larger than the client accepts; not resent");
+                    }
+                }
+                Resend::PubRel(id) => self.write_ack(Packet::PubRel, id, ReasonCode::SUCCESS),
+            }
+        }
+    }
+
+    /// Advances time: closes on idle or keep-alive timeout, expires stale QoS 2 state,
+    /// resends what `retry_interval` says is due.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Close> {
         match self.state {
             State::AwaitConnect if now >= self.accepted_at + self.settings.idle_timeout => {
@@ -487,6 +506,12 @@ impl Connection {
                             self.fail(CloseKind::KeepaliveTimeout, ReasonCode::KEEP_ALIVE_TIMEOUT)
                         );
                     }
+                }
+                if let (Some(interval), Some(session)) =
+                    (self.settings.retry_interval, self.session.as_mut())
+                {
+                    let due = session.retry_due(now, interval);
+                    self.write_resends(due);
                 }
                 if let Some(session) = self.session.as_mut() {
                     let expired = session.expire_awaiting_rel(now);
@@ -809,18 +834,7 @@ impl Connection {
                 session.set_window(self.window);
                 let resend: Vec<Resend> = session.resume(now).collect();
                 self.session = Some(session);
-                for packet in resend {
-                    match packet {
-                        Resend::Publish(publish) => {
-                            if !self.write_publish(*publish) {
-                                tracing::warn!(client_id = %self.client_id, "inflight message larger than the client accepts; not resent");
-                            }
-                        }
-                        Resend::PubRel(id) => {
-                            self.write_ack(Packet::PubRel, id, ReasonCode::SUCCESS)
-                        }
-                    }
-                }
+                self.write_resends(resend);
                 Ok(())
             }
         }

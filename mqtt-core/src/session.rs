@@ -68,7 +68,8 @@ pub enum AckOutcome {
 pub struct Session {
     client_id: ByteStr,
     subscriptions: HashMap<ByteStr, SessionSubscription>,
-    inflight: VecDeque<(PacketId, Outbound)>,
+    /// In send order, with when each was (last) sent, for `retry_interval`.
+    inflight: VecDeque<(PacketId, Outbound, Instant)>,
     next_packet_id: PacketId,
     /// The window: the lower of `max_inflight` and the client's Receive Maximum.
     window: usize,
@@ -144,7 +145,8 @@ impl Session {
             QoS::AtLeastOnce | QoS::ExactlyOnce => {
                 let id = self.allocate_packet_id();
                 let publish = to_publish(now, &delivery, Some(id), false);
-                self.inflight.push_back((id, Outbound::Publish(delivery)));
+                self.inflight
+                    .push_back((id, Outbound::Publish(delivery), now));
                 return Some(publish);
             }
         };
@@ -156,7 +158,7 @@ impl Session {
         // because acks usually arrive in order and ids advance monotonically.
         let mut id = self.next_packet_id;
         for _ in 0..u16::MAX {
-            if !self.inflight.iter().any(|(used, _)| *used == id) {
+            if !self.inflight.iter().any(|(used, ..)| *used == id) {
                 break;
             }
             id = id.next();
@@ -176,12 +178,12 @@ impl Session {
     /// PUBREC from the client: the message moves to "waiting for PUBCOMP"; send PUBREL.
     /// A PUBREC for an id already released is answered with PUBREL again (idempotent).
     pub fn handle_pubrec(&mut self, id: PacketId) -> AckOutcome {
-        match self.inflight.iter_mut().find(|(used, _)| *used == id) {
-            Some((_, state @ Outbound::Publish(_))) if is_qos2(state) => {
+        match self.inflight.iter_mut().find(|(used, ..)| *used == id) {
+            Some((_, state @ Outbound::Publish(_), _)) if is_qos2(state) => {
                 *state = Outbound::Release;
                 AckOutcome::Known
             }
-            Some((_, Outbound::Release)) => AckOutcome::Known,
+            Some((_, Outbound::Release, _)) => AckOutcome::Known,
             _ => AckOutcome::Unknown,
         }
     }
@@ -195,7 +197,7 @@ impl Session {
     /// Frees the window slot of a message that was never sent after all (it was too large
     /// for the client).
     pub fn forget(&mut self, id: PacketId) {
-        self.inflight.retain(|(used, _)| *used != id);
+        self.inflight.retain(|(used, ..)| *used != id);
     }
 
     /// PUBCOMP from the client.
@@ -211,7 +213,7 @@ impl Session {
         match self
             .inflight
             .iter()
-            .position(|(used, state)| *used == id && expected(state))
+            .position(|(used, state, _)| *used == id && expected(state))
         {
             Some(index) => {
                 self.inflight.remove(index);
@@ -268,12 +270,30 @@ impl Session {
     /// What to send again on a resumed session, in the original order: unacknowledged
     /// PUBLISHes with DUP set, and PUBRELs for messages that were PUBREC'd (spec 4.4).
     pub fn resume(&self, now: Instant) -> impl Iterator<Item = Resend> + '_ {
-        self.inflight.iter().map(move |(id, state)| match state {
-            Outbound::Publish(delivery) => {
-                Resend::Publish(Box::new(to_publish(now, delivery, Some(*id), true)))
+        self.inflight
+            .iter()
+            .map(move |(id, state, _)| resend(now, *id, state))
+    }
+
+    /// With `retry_interval` set: what was sent at least `interval` ago and is still not
+    /// acknowledged, to send again now (DUP set), in order.
+    pub fn retry_due(&mut self, now: Instant, interval: Duration) -> Vec<Resend> {
+        let mut due = Vec::new();
+        for (id, state, sent_at) in &mut self.inflight {
+            if now.saturating_duration_since(*sent_at) >= interval {
+                *sent_at = now;
+                due.push(resend(now, *id, state));
             }
-            Outbound::Release => Resend::PubRel(*id),
-        })
+        }
+        due
+    }
+
+    /// With `retry_interval` set: when the oldest unacknowledged packet is due again.
+    pub fn next_retry(&self, interval: Duration) -> Option<Instant> {
+        self.inflight
+            .iter()
+            .map(|(.., sent_at)| *sent_at + interval)
+            .min()
     }
 
     /// Takes the unacknowledged deliveries out (a discarded session's shared-subscription
@@ -281,7 +301,7 @@ impl Session {
     pub fn take_unacked(&mut self) -> Vec<Delivery> {
         self.inflight
             .drain(..)
-            .filter_map(|(_, state)| match state {
+            .filter_map(|(_, state, _)| match state {
                 Outbound::Publish(delivery) => Some(delivery),
                 Outbound::Release => None,
             })
@@ -296,6 +316,15 @@ pub enum Resend {
     Publish(Box<Publish>),
     /// A PUBREL whose PUBCOMP never came.
     PubRel(PacketId),
+}
+
+fn resend(now: Instant, id: PacketId, state: &Outbound) -> Resend {
+    match state {
+        Outbound::Publish(delivery) => {
+            Resend::Publish(Box::new(to_publish(now, delivery, Some(id), true)))
+        }
+        Outbound::Release => Resend::PubRel(id),
+    }
 }
 
 fn is_qos2(state: &Outbound) -> bool {
@@ -322,5 +351,79 @@ fn to_publish(
         packet_id,
         properties,
         payload: message.payload.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::{message::Message, topic::TopicName};
+
+    fn delivery(qos: QoS) -> Delivery {
+        let message = Message {
+            topic: TopicName::new(ByteStr::from("t"), 8).unwrap(),
+            payload: Bytes::from_static(b"x"),
+            qos,
+            retain: false,
+            properties: Default::default(),
+            expires_at: None,
+            publisher: ByteStr::from("p"),
+        };
+        Delivery {
+            message: Arc::new(message),
+            qos,
+            retain: false,
+            subscription_ids: Vec::new(),
+            share: None,
+        }
+    }
+
+    #[test]
+    fn retry_resends_what_is_due_with_dup_and_in_order() {
+        #[allow(clippy::disallowed_methods)] // Any instant serves as the simulated start.
+        let start = Instant::now();
+        let interval = Duration::from_secs(10);
+        let mut session = Session::new(ByteStr::from("c"), 10, Duration::from_secs(300));
+        let first = session.deliver(start, delivery(QoS::AtLeastOnce)).unwrap();
+        let second = session
+            .deliver(start + Duration::from_secs(5), delivery(QoS::ExactlyOnce))
+            .unwrap();
+        assert_eq!(session.next_retry(interval), Some(start + interval));
+        assert!(
+            session
+                .retry_due(start + Duration::from_secs(9), interval)
+                .is_empty()
+        );
+
+        let due = session.retry_due(start + interval, interval);
+        assert_eq!(due.len(), 1);
+        match &due[0] {
+            Resend::Publish(p) => assert!(p.dup && p.packet_id == first.packet_id),
+            other => panic!("unexpected {other:?}"),
+        }
+        // The second is due 5 s later; the first is not due again until a full interval on.
+        assert_eq!(
+            session.next_retry(interval),
+            Some(start + Duration::from_secs(15))
+        );
+        assert_eq!(
+            session.handle_pubrec(second.packet_id.unwrap()),
+            AckOutcome::Known
+        );
+        let due = session.retry_due(start + Duration::from_secs(15), interval);
+        assert_eq!(due, vec![Resend::PubRel(second.packet_id.unwrap())]);
+        assert_eq!(
+            session.handle_puback(first.packet_id.unwrap()),
+            AckOutcome::Known
+        );
+        assert_eq!(
+            session.handle_pubcomp(second.packet_id.unwrap()),
+            AckOutcome::Known
+        );
+        assert_eq!(session.next_retry(interval), None);
     }
 }

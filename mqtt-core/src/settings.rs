@@ -34,6 +34,9 @@ pub struct MqttSettings {
     pub max_awaiting_rel: usize,
     /// How long an inbound QoS 2 id waits for PUBREL (`mqtt.await_rel_timeout`).
     pub await_rel_timeout: Duration,
+    /// Resend unacknowledged QoS 1/2 messages after this long on a live connection
+    /// (`mqtt.retry_interval`; `None` = only on reconnect, as the spec allows).
+    pub retry_interval: Option<Duration>,
     /// Session expiry of 3.1.1 persistent sessions, and the cap for v5 requests
     /// (`mqtt.session_expiry_interval`).
     pub session_expiry_interval: Duration,
@@ -72,6 +75,7 @@ impl Default for MqttSettings {
             max_inflight: 32,
             max_awaiting_rel: 100,
             await_rel_timeout: Duration::from_secs(300),
+            retry_interval: None,
             session_expiry_interval: Duration::from_secs(2 * 3600),
             idle_timeout: Duration::from_secs(15),
             keepalive_multiplier: 1.5,
