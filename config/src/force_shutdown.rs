@@ -4,7 +4,8 @@ use serde::Deserialize;
 
 use crate::de;
 
-/// `force_shutdown`: when a connection's backlog forces it closed.
+/// `force_shutdown`: when a connection's backlog forces it closed (EMQX). Accepted and checked,
+/// but not applied: a Tributary mailbox is the session queue, bounded by `mqtt.max_mqueue_len`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(
     deny_unknown_fields,
