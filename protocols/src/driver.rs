@@ -62,6 +62,7 @@ pub async fn serve_mqtt<S: ByteStream>(stream: S, info: ConnectionInfo, broker: 
         attachment: None,
         username: None,
         scratch: Vec::new(),
+        batch: Vec::new(),
     };
     let (mut reader, mut writer) = tokio::io::split(stream);
     let close = driver.run(&mut reader, &mut writer).await;
@@ -75,7 +76,10 @@ struct Driver {
     info: ConnectionInfo,
     attachment: Option<Attachment>,
     username: Option<ByteStr>,
+    /// Reused by every publish this connection routes.
     scratch: Vec<(crate::mailbox::Subscriber, crate::broker::Route)>,
+    /// Reused by every drain of this connection's mailbox.
+    batch: Vec<tributary_mqtt_core::message::Delivery>,
 }
 
 impl Driver {
@@ -91,10 +95,12 @@ impl Driver {
                 return close;
             }
             if let Some(attachment) = &self.attachment {
-                attachment
-                    .entry
-                    .mailbox
-                    .drain_into(&mut self.conn, now(), self.broker.stats());
+                attachment.entry.mailbox.drain_into(
+                    &mut self.conn,
+                    now(),
+                    self.broker.stats(),
+                    &mut self.batch,
+                );
             }
             if input.is_empty() && input.capacity() > 2 * READ_CHUNK {
                 // A burst grew the buffer; an idle connection should not keep it.

@@ -123,8 +123,15 @@ impl Mailbox {
     /// Moves as many deliveries as the connection can take now into it: QoS 0 always, QoS > 0
     /// while the inflight window has room. Order is kept: a QoS 1 message that does not fit
     /// holds back everything behind it. Returns whether anything is left.
-    pub(crate) fn drain_into(&self, conn: &mut Connection, now: Instant, stats: &Stats) -> bool {
-        let mut batch = Vec::new();
+    /// `batch` is the caller's reusable buffer (empty on entry and on return), so draining
+    /// allocates nothing per message.
+    pub(crate) fn drain_into(
+        &self,
+        conn: &mut Connection,
+        now: Instant,
+        stats: &Stats,
+        batch: &mut Vec<Delivery>,
+    ) -> bool {
         loop {
             let more = {
                 let mut state = self.lock();
