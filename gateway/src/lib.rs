@@ -85,6 +85,12 @@ impl Gateway {
             tracing::info!(listener = %format_args!("tcp:{name}"), addr = %bound.addr, "listener started");
             listeners.push(bound);
         }
+        let sys = tributary_protocols::SysTopics {
+            node: config.node.name.clone(),
+            msg_interval: config.sys_topics.sys_msg_interval,
+            heartbeat_interval: config.sys_topics.sys_heartbeat_interval,
+        };
+        tasks.spawn(tributary_protocols::run_sys_topics(broker.clone(), sys));
         Ok(Self {
             broker,
             listeners,
