@@ -753,7 +753,9 @@ impl Connection {
             if assigned_client_id {
                 properties.assigned_client_identifier = Some(client_id.clone());
             }
-            if requested != u32::MAX && Duration::from_secs(requested.into()) != session_expiry {
+            // Tell the client when the server uses another interval than it asked for
+            // (u32::MAX, "never expire", is capped too) (spec 3.2.2.3.2).
+            if u64::from(requested) != session_expiry.as_secs() {
                 properties.session_expiry_interval = u32::try_from(session_expiry.as_secs()).ok();
             }
             properties.receive_maximum = Some(settings.max_inflight);
