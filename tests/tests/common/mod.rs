@@ -5,7 +5,9 @@
 
 // Test support fails loudly: a helper that cannot do its job is a failed test, so unwrap,
 // expect and panic are the point here (clippy's allow-unwrap-in-tests covers only #[test] fns).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Each test binary uses a different part of this module, and `pub` here is for the binaries.
+#![allow(dead_code, unreachable_pub)]
 
 use std::{collections::VecDeque, fmt::Debug, time::Duration};
 
