@@ -46,7 +46,9 @@ async fn message_expiry_drops_expired_and_forwards_the_remaining_time() {
     publisher
         .publish_with("exp/t", Q5::AtLeastOnce, false, b"long", expiring(30))
         .await;
-    publisher.publish("exp/t", Q5::AtLeastOnce, false, b"none").await;
+    publisher
+        .publish("exp/t", Q5::AtLeastOnce, false, b"none")
+        .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut sub = V5::connect(o).await;
     let p = sub.next_publish().await;
@@ -89,7 +91,10 @@ async fn inbound_topic_alias_is_resolved() {
         ("alias/other", "4"),
     ] {
         let p = sub.next_publish().await;
-        assert_eq!((p.topic.as_str(), text(&p.payload).as_str()), (topic, payload));
+        assert_eq!(
+            (p.topic.as_str(), text(&p.payload).as_str()),
+            (topic, payload)
+        );
     }
 }
 
@@ -98,12 +103,15 @@ async fn inbound_topic_alias_is_resolved() {
 async fn outbound_topic_alias_is_used_when_the_client_allows_it() {
     let gw = start_gateway().await;
     // Topic Alias Maximum = 1.
-    let (mut raw, _) = raw_connect(&gw, &connect_v5("alias-raw", true, 30, &[0x22, 0, 1], None)).await;
+    let (mut raw, _) =
+        raw_connect(&gw, &connect_v5("alias-raw", true, 30, &[0x22, 0, 1], None)).await;
     raw.send(&subscribe(1, &[("oa/+", 0)], true)).await;
     raw.expect_kind(9).await;
     let mut publisher = V5::connect(v5_options(&gw, "oa-pub")).await;
     for (t, m) in [("oa/one", "a"), ("oa/one", "b"), ("oa/two", "c")] {
-        publisher.publish(t, Q5::AtLeastOnce, false, m.as_bytes()).await;
+        publisher
+            .publish(t, Q5::AtLeastOnce, false, m.as_bytes())
+            .await;
     }
     let first = parse_publish(&raw.expect_kind(3).await, true);
     assert_eq!(first.topic, "oa/one");
@@ -130,7 +138,10 @@ async fn no_outbound_topic_alias_without_the_clients_consent() {
     }
     for _ in 0..2 {
         let p = parse_publish(&raw.expect_kind(3).await, true);
-        assert_eq!((p.topic.as_str(), p.properties.as_slice()), ("na/t", &[][..]));
+        assert_eq!(
+            (p.topic.as_str(), p.properties.as_slice()),
+            ("na/t", &[][..])
+        );
     }
 }
 
@@ -145,7 +156,13 @@ async fn payload_format_indicator_with_invalid_utf8_is_refused_with_0x99() {
         ..PublishProperties::default()
     };
     publisher
-        .publish_with("pfi/t", Q5::AtLeastOnce, false, "héllo".as_bytes(), utf8.clone())
+        .publish_with(
+            "pfi/t",
+            Q5::AtLeastOnce,
+            false,
+            "héllo".as_bytes(),
+            utf8.clone(),
+        )
         .await;
     let p = sub.next_publish().await;
     assert_eq!(p.payload.as_ref(), "héllo".as_bytes());
@@ -158,9 +175,9 @@ async fn payload_format_indicator_with_invalid_utf8_is_refused_with_0x99() {
         .unwrap();
     // rumqttc reports a failing PUBACK as the connection's error.
     match publisher.events.take_error().await {
-        rumqttc::v5::ConnectionError::MqttState(rumqttc::v5::StateError::PubAckFail {
-            reason,
-        }) => assert_eq!(reason, PubAckReason::PayloadFormatInvalid),
+        rumqttc::v5::ConnectionError::MqttState(rumqttc::v5::StateError::PubAckFail { reason }) => {
+            assert_eq!(reason, PubAckReason::PayloadFormatInvalid)
+        }
         other => panic!("expected PUBACK 0x99, got {other:?}"),
     }
     sub.assert_no_publish().await;
@@ -193,7 +210,10 @@ async fn application_properties_pass_through_untouched_and_in_order() {
         .await;
     let p = sub.next_publish().await;
     let got = p.properties.unwrap();
-    assert_eq!(got.content_type.as_deref(), Some("application/x-thing; v=1"));
+    assert_eq!(
+        got.content_type.as_deref(),
+        Some("application/x-thing; v=1")
+    );
     assert_eq!(got.response_topic.as_deref(), Some("reply/here"));
     assert_eq!(got.correlation_data.as_deref(), Some(&[0, 1, 2, 0xff][..]));
     assert_eq!(got.user_properties, user);
@@ -209,7 +229,11 @@ async fn response_information_only_when_requested() {
     o.set_request_response_info(Some(1));
     let c = V5::connect(o).await;
     assert_eq!(
-        c.connack.properties.unwrap().response_information.as_deref(),
+        c.connack
+            .properties
+            .unwrap()
+            .response_information
+            .as_deref(),
         Some("responses/")
     );
     let c = V5::connect(v5_options(&gw, "no-ri")).await;
@@ -230,7 +254,9 @@ async fn broker_never_sends_a_packet_over_the_clients_maximum_packet_size() {
     publisher
         .publish("mps/t", Q5::AtLeastOnce, false, &[b'x'; 200])
         .await;
-    publisher.publish("mps/t", Q5::AtLeastOnce, false, b"small").await;
+    publisher
+        .publish("mps/t", Q5::AtLeastOnce, false, b"small")
+        .await;
     let p = sub.next_publish().await;
     assert_eq!(p.payload.as_ref(), b"small");
     assert_eq!(

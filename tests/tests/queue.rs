@@ -56,10 +56,18 @@ async fn full_queue_drops_qos0_before_older_qos1() {
     let gw = start_gateway_with(|c| c.mqtt.max_mqueue_len = 3).await;
     let o = offline_subscriber(&gw, "offline", "mq0/t").await;
     let mut publisher = V4::connect(v4_options(&gw, "pub")).await;
-    publisher.publish("mq0/t", QoS::AtLeastOnce, false, b"a1").await;
-    publisher.publish("mq0/t", QoS::AtMostOnce, false, b"b0").await;
-    publisher.publish("mq0/t", QoS::ExactlyOnce, false, b"c2").await;
-    publisher.publish("mq0/t", QoS::AtLeastOnce, false, b"d1").await;
+    publisher
+        .publish("mq0/t", QoS::AtLeastOnce, false, b"a1")
+        .await;
+    publisher
+        .publish("mq0/t", QoS::AtMostOnce, false, b"b0")
+        .await;
+    publisher
+        .publish("mq0/t", QoS::ExactlyOnce, false, b"c2")
+        .await;
+    publisher
+        .publish("mq0/t", QoS::AtLeastOnce, false, b"d1")
+        .await;
     assert_eq!(drain_queue(&gw, o, "mq0/t").await, ["a1", "c2", "d1"]);
 }
 
@@ -68,8 +76,12 @@ async fn qos0_is_queued_offline_by_default() {
     let gw = start_gateway_with(|_| {}).await;
     let o = offline_subscriber(&gw, "offline", "q0/t").await;
     let mut publisher = V4::connect(v4_options(&gw, "pub")).await;
-    publisher.publish("q0/t", QoS::AtMostOnce, false, b"zero").await;
-    publisher.publish("q0/t", QoS::AtLeastOnce, false, b"one").await;
+    publisher
+        .publish("q0/t", QoS::AtMostOnce, false, b"zero")
+        .await;
+    publisher
+        .publish("q0/t", QoS::AtLeastOnce, false, b"one")
+        .await;
     assert_eq!(drain_queue(&gw, o, "q0/t").await, ["zero", "one"]);
 }
 
@@ -78,9 +90,15 @@ async fn mqueue_store_qos0_false_keeps_qos0_out_of_the_offline_queue() {
     let gw = start_gateway_with(|c| c.mqtt.mqueue_store_qos0 = false).await;
     let o = offline_subscriber(&gw, "offline", "nq0/t").await;
     let mut publisher = V4::connect(v4_options(&gw, "pub")).await;
-    publisher.publish("nq0/t", QoS::AtMostOnce, false, b"zero").await;
-    publisher.publish("nq0/t", QoS::AtLeastOnce, false, b"one").await;
-    publisher.publish("nq0/t", QoS::ExactlyOnce, false, b"two").await;
+    publisher
+        .publish("nq0/t", QoS::AtMostOnce, false, b"zero")
+        .await;
+    publisher
+        .publish("nq0/t", QoS::AtLeastOnce, false, b"one")
+        .await;
+    publisher
+        .publish("nq0/t", QoS::ExactlyOnce, false, b"two")
+        .await;
     let stats = gw.gateway().broker().stats();
     assert_eq!(Stats::get(&stats.delivery_dropped_qos0_offline), 1);
     assert_eq!(drain_queue(&gw, o, "nq0/t").await, ["one", "two"]);

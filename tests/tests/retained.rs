@@ -82,7 +82,10 @@ async fn v5_retained_message_is_delivered_with_retain_and_properties() {
     let mut sub = V5::connect(v5_options(&gw, "r5sub")).await;
     sub.subscribe("r5/+", Q5::ExactlyOnce).await;
     let p = sub.next_publish().await;
-    assert_eq!((p.payload.as_ref(), p.retain, p.qos), (&b"{}"[..], true, Q5::AtLeastOnce));
+    assert_eq!(
+        (p.payload.as_ref(), p.retain, p.qos),
+        (&b"{}"[..], true, Q5::AtLeastOnce)
+    );
     let props = p.properties.unwrap();
     assert_eq!(props.content_type.as_deref(), Some("application/json"));
     assert_eq!(props.user_properties, vec![("a".into(), "1".into())]);
@@ -112,7 +115,10 @@ async fn retained_message_expiry_is_honoured() {
 
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let got = retained_for(&gw, "rx2", "rx/#", QoS::AtLeastOnce, "rx/m").await;
-    assert_eq!(got, [("rx/long".into(), "long".into(), true, QoS::AtLeastOnce)]);
+    assert_eq!(
+        got,
+        [("rx/long".into(), "long".into(), true, QoS::AtLeastOnce)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,10 +126,14 @@ async fn max_retained_messages_refuses_new_topics_but_allows_replacement() {
     let gw = start_gateway_with(|c| c.retainer.max_retained_messages = 2).await;
     let mut publisher = V4::connect(v4_options(&gw, "mpub")).await;
     for t in ["m/1", "m/2", "m/3"] {
-        publisher.publish(t, QoS::AtLeastOnce, true, t.as_bytes()).await;
+        publisher
+            .publish(t, QoS::AtLeastOnce, true, t.as_bytes())
+            .await;
     }
     assert_eq!(gw.gateway().broker().retained_count(), 2);
-    publisher.publish("m/1", QoS::AtLeastOnce, true, b"new").await;
+    publisher
+        .publish("m/1", QoS::AtLeastOnce, true, b"new")
+        .await;
     let mut got = retained_for(&gw, "ms", "m/#", QoS::AtLeastOnce, "m/x").await;
     got.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(got.len(), 2, "{got:?}");

@@ -33,7 +33,12 @@ async fn spread(
 ) -> Vec<Vec<usize>> {
     for i in 0..count {
         publisher
-            .publish(topics[i % topics.len()], QoS::AtLeastOnce, false, format!("{i}").as_bytes())
+            .publish(
+                topics[i % topics.len()],
+                QoS::AtLeastOnce,
+                false,
+                format!("{i}").as_bytes(),
+            )
             .await;
     }
     let mut per_member = vec![Vec::new(); members.len()];
@@ -45,8 +50,11 @@ async fn spread(
             "lost messages: got {seen:?}"
         );
         for (i, m) in members.iter_mut().enumerate() {
-            while let Some(p) = m.try_next_publish(std::time::Duration::from_millis(20)).await {
-                let n: usize = text(&p.payload).parse().unwrap();
+            while let Some(p) = m
+                .try_next_publish(std::time::Duration::from_millis(20))
+                .await
+            {
+                let n = number(&p.payload);
                 assert!(seen.insert(n), "message {n} delivered twice");
                 per_member[i].push(n);
             }
@@ -119,9 +127,15 @@ async fn v5_shared_subscription_works_and_gets_no_retained_messages() {
         .await;
     let mut m = V5::connect(v5_options(&gw, "m5")).await;
     m.subscribe("$share/g/sr/t", Q5::AtLeastOnce).await;
-    publisher.publish("sr/t", Q5::AtLeastOnce, false, b"live").await;
+    publisher
+        .publish("sr/t", Q5::AtLeastOnce, false, b"live")
+        .await;
     let p = m.next_publish().await;
-    assert_eq!(p.payload.as_ref(), b"live", "no retained message on a shared subscription");
+    assert_eq!(
+        p.payload.as_ref(),
+        b"live",
+        "no retained message on a shared subscription"
+    );
     assert!(!p.retain);
 }
 

@@ -22,7 +22,9 @@ async fn received_before_marker(
     end_topic: &str,
 ) -> Vec<String> {
     for t in topics {
-        publisher.publish(t, QoS::AtLeastOnce, false, t.as_bytes()).await;
+        publisher
+            .publish(t, QoS::AtLeastOnce, false, t.as_bytes())
+            .await;
     }
     publisher
         .publish(end_topic, QoS::AtLeastOnce, false, b"end")
@@ -48,7 +50,9 @@ async fn v4_wildcards_match_what_they_should_and_nothing_else() {
     let got = received_before_marker(
         &mut publisher,
         &mut sub,
-        &["a/b/c", "a/b/c/d", "a/c", "a//c", "x", "x/y", "x/y/z", "y/x", "ab/b/c"],
+        &[
+            "a/b/c", "a/b/c/d", "a/c", "a//c", "x", "x/y", "x/y/z", "y/x", "ab/b/c",
+        ],
         "end",
     )
     .await;
@@ -63,7 +67,9 @@ async fn v5_wildcards_match_what_they_should() {
     sub.subscribe("#", Q5::AtMostOnce).await;
     let mut publisher = V5::connect(v5_options(&gw, "wpub5")).await;
     publisher.publish("m/n", Q5::AtLeastOnce, false, b"1").await;
-    publisher.publish("m/n/o", Q5::AtLeastOnce, false, b"2").await;
+    publisher
+        .publish("m/n/o", Q5::AtLeastOnce, false, b"2")
+        .await;
     let a = sub.next_publish().await;
     assert_eq!((a.topic.as_ref(), a.qos), (&b"m/n"[..], Q5::AtLeastOnce));
     let b = sub.next_publish().await;
@@ -117,8 +123,12 @@ async fn overlapping_subscriptions_get_one_copy_at_the_highest_qos() {
         ]
     );
     let mut publisher = V4::connect(v4_options(&gw, "opub")).await;
-    publisher.publish("o/t", QoS::ExactlyOnce, false, b"1").await;
-    publisher.publish("o/t/x", QoS::ExactlyOnce, false, b"2").await;
+    publisher
+        .publish("o/t", QoS::ExactlyOnce, false, b"1")
+        .await;
+    publisher
+        .publish("o/t/x", QoS::ExactlyOnce, false, b"2")
+        .await;
     let p = sub.next_publish().await;
     assert_eq!((p.payload.as_ref(), p.qos), (&b"1"[..], QoS::ExactlyOnce));
     // The next one is the second message (only `o/#` matches it), so no duplicate came between.
@@ -140,9 +150,15 @@ async fn v5_subscription_identifiers_are_returned_for_every_matching_subscriptio
         .await;
     sub.subscribe("s/none", Q5::AtLeastOnce).await;
     let mut publisher = V5::connect(v5_options(&gw, "sidpub")).await;
-    publisher.publish("s/x", Q5::AtLeastOnce, false, b"both").await;
-    publisher.publish("s/x/y", Q5::AtLeastOnce, false, b"one").await;
-    publisher.publish("s/none", Q5::AtLeastOnce, false, b"none").await;
+    publisher
+        .publish("s/x", Q5::AtLeastOnce, false, b"both")
+        .await;
+    publisher
+        .publish("s/x/y", Q5::AtLeastOnce, false, b"one")
+        .await;
+    publisher
+        .publish("s/none", Q5::AtLeastOnce, false, b"none")
+        .await;
 
     let p = sub.next_publish().await;
     assert_eq!(p.payload.as_ref(), b"both");
@@ -193,8 +209,12 @@ async fn v5_retain_as_published_keeps_the_retain_flag_on_live_messages() {
     v4.subscribe("rap/t", QoS::AtLeastOnce).await;
 
     let mut publisher = V5::connect(v5_options(&gw, "rappub")).await;
-    publisher.publish("rap/t", Q5::AtLeastOnce, true, b"r").await;
-    publisher.publish("rap/t", Q5::AtLeastOnce, false, b"n").await;
+    publisher
+        .publish("rap/t", Q5::AtLeastOnce, true, b"r")
+        .await;
+    publisher
+        .publish("rap/t", Q5::AtLeastOnce, false, b"n")
+        .await;
 
     let (a, b) = (rap.next_publish().await, rap.next_publish().await);
     assert_eq!((a.payload.as_ref(), a.retain), (&b"r"[..], true));
@@ -211,7 +231,9 @@ async fn v5_retain_as_published_keeps_the_retain_flag_on_live_messages() {
 async fn v5_retain_handling_0_1_2() {
     let gw = start_gateway().await;
     let mut publisher = V5::connect(v5_options(&gw, "rhpub")).await;
-    publisher.publish("rh/t", Q5::AtLeastOnce, true, b"kept").await;
+    publisher
+        .publish("rh/t", Q5::AtLeastOnce, true, b"kept")
+        .await;
 
     let filter = |rule| {
         let mut f = Filter::new("rh/t", Q5::AtLeastOnce);
@@ -238,7 +260,9 @@ async fn v5_retain_handling_0_1_2() {
     c2.subscribe_filter(filter(RetainForwardRule::Never), None)
         .await;
 
-    publisher.publish("rh/t", Q5::AtLeastOnce, false, b"live").await;
+    publisher
+        .publish("rh/t", Q5::AtLeastOnce, false, b"live")
+        .await;
     assert_eq!(c1.next_publish().await.payload.as_ref(), b"live");
     assert_eq!(c2.next_publish().await.payload.as_ref(), b"live");
 }
@@ -322,8 +346,12 @@ async fn auto_subscribe_fills_in_client_id_and_username() {
     let mut dev = V5::connect(o).await;
     let mut v4dev = V4::connect(v4_options(&gw, "dev2")).await;
     let mut publisher = V5::connect(v5_options(&gw, "apub")).await;
-    publisher.publish("to/dev1", Q5::ExactlyOnce, false, b"1").await;
-    publisher.publish("to/dev2", Q5::ExactlyOnce, false, b"2").await;
+    publisher
+        .publish("to/dev1", Q5::ExactlyOnce, false, b"1")
+        .await;
+    publisher
+        .publish("to/dev2", Q5::ExactlyOnce, false, b"2")
+        .await;
     publisher
         .publish("user/alice/x", Q5::ExactlyOnce, false, b"3")
         .await;

@@ -4,7 +4,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use common::*;
 use rumqttc::v5::mqttbytes::{
@@ -46,7 +48,9 @@ async fn assert_no_will(gw: &TestGateway, w: &mut V4, topic: &str, sessions_left
     })
     .await;
     let mut marker = V4::connect(v4_options(gw, "marker")).await;
-    marker.publish(topic, QoS::AtLeastOnce, false, b"marker").await;
+    marker
+        .publish(topic, QoS::AtLeastOnce, false, b"marker")
+        .await;
     assert_eq!(text(&w.next_publish().await.payload), "marker");
     marker.disconnect().await;
 }
@@ -65,7 +69,10 @@ async fn v4_will_is_published_when_the_socket_closes() {
     let c = V4::connect(o).await;
     c.kill().await;
     let p = w.next_publish().await;
-    assert_eq!((p.topic.as_str(), p.payload.as_ref()), ("will4/dying", &b"gone"[..]));
+    assert_eq!(
+        (p.topic.as_str(), p.payload.as_ref()),
+        ("will4/dying", &b"gone"[..])
+    );
     assert_eq!(p.qos, QoS::AtLeastOnce);
     assert!(!p.retain);
 }
@@ -187,7 +194,10 @@ async fn will_retain_and_qos_are_honoured() {
     let mut late = V4::connect(v4_options(&gw, "late")).await;
     late.subscribe("willr/#", QoS::ExactlyOnce).await;
     let p = late.next_publish().await;
-    assert_eq!((p.topic.as_str(), p.payload.as_ref()), ("willr/status", &b"offline"[..]));
+    assert_eq!(
+        (p.topic.as_str(), p.payload.as_ref()),
+        ("willr/status", &b"offline"[..])
+    );
     assert!(p.retain);
     assert_eq!(p.qos, QoS::ExactlyOnce);
 }

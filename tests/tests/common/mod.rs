@@ -835,3 +835,8 @@ pub fn expiry(seconds: u32) -> rumqttc::v5::mqttbytes::v5::ConnectProperties {
     p.session_expiry_interval = Some(seconds);
     p
 }
+
+/// Payload as a decimal number (tests that number their messages).
+pub fn number(payload: &[u8]) -> usize {
+    text(payload).parse().expect("a numbered payload")
+}
