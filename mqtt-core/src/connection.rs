@@ -392,7 +392,8 @@ impl Connection {
     }
 
     /// Ends the connection: tells a v5 client why (CONNACK before CONNECT was accepted,
-    /// DISCONNECT after) and decides on the Will. 3.1.1 has no way to say why: it just closes.
+    /// DISCONNECT after) and decides on the Will. 3.1.1 can only say why a CONNECT was refused
+    /// (a CONNACK return code, [MQTT-3.1.3-8], [MQTT-3.1.4-4]); otherwise it just closes.
     fn fail(&mut self, kind: CloseKind, code: ReasonCode) -> Close {
         let refused_connect = matches!(kind, CloseKind::ConnectRefused | CloseKind::NotAuthorized);
         match self.state {

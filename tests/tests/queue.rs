@@ -1,0 +1,139 @@
+//! The offline / pending queue: `mqtt.max_mqueue_len` (drop oldest, QoS 0 first, counted),
+//! `mqtt.mqueue_store_qos0`, and a slow subscriber that never slows its publisher.
+
+mod common;
+
+use common::*;
+use rumqttc::QoS;
+use tributary_protocols::Stats;
+use tributary_tests::{TestGateway, start_gateway_with};
+
+/// A persistent v4 subscriber to `filter` that then goes offline; returns its options.
+async fn offline_subscriber(gw: &TestGateway, id: &str, filter: &str) -> rumqttc::MqttOptions {
+    let mut o = v4_options(gw, id);
+    o.set_clean_session(false);
+    let mut sub = V4::connect(o.clone()).await;
+    sub.subscribe(filter, QoS::ExactlyOnce).await;
+    sub.disconnect().await;
+    o
+}
+
+/// Reconnects and reads what was queued, up to a marker published after the reconnect.
+async fn drain_queue(gw: &TestGateway, o: rumqttc::MqttOptions, marker_topic: &str) -> Vec<String> {
+    let mut sub = V4::connect(o).await;
+    assert!(sub.connack.session_present);
+    let mut marker = V4::connect(v4_options(gw, "marker")).await;
+    marker
+        .publish(marker_topic, QoS::AtLeastOnce, false, b"--marker--")
+        .await;
+    let mut got = Vec::new();
+    loop {
+        let p = sub.next_publish().await;
+        if p.payload.as_ref() == b"--marker--" {
+            return got;
+        }
+        got.push(text(&p.payload));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_offline_queue_drops_the_oldest_and_counts_it() {
+    let gw = start_gateway_with(|c| c.mqtt.max_mqueue_len = 5).await;
+    let o = offline_subscriber(&gw, "offline", "mq/t").await;
+    let mut publisher = V4::connect(v4_options(&gw, "pub")).await;
+    for i in 0..10 {
+        publisher
+            .publish("mq/t", QoS::AtLeastOnce, false, format!("{i}").as_bytes())
+            .await;
+    }
+    let stats = gw.gateway().broker().stats();
+    assert_eq!(Stats::get(&stats.delivery_dropped_queue_full), 5);
+    assert_eq!(drain_queue(&gw, o, "mq/t").await, ["5", "6", "7", "8", "9"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_queue_drops_qos0_before_older_qos1() {
+    let gw = start_gateway_with(|c| c.mqtt.max_mqueue_len = 3).await;
+    let o = offline_subscriber(&gw, "offline", "mq0/t").await;
+    let mut publisher = V4::connect(v4_options(&gw, "pub")).await;
+    publisher
+        .publish("mq0/t", QoS::AtLeastOnce, false, b"a1")
+        .await;
+    publisher
+        .publish("mq0/t", QoS::AtMostOnce, false, b"b0")
+        .await;
+    publisher
+        .publish("mq0/t", QoS::ExactlyOnce, false, b"c2")
+        .await;
+    publisher
+        .publish("mq0/t", QoS::AtLeastOnce, false, b"d1")
+        .await;
+    assert_eq!(drain_queue(&gw, o, "mq0/t").await, ["a1", "c2", "d1"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos0_is_queued_offline_by_default() {
+    let gw = start_gateway_with(|_| {}).await;
+    let o = offline_subscriber(&gw, "offline", "q0/t").await;
+    let mut publisher = V4::connect(v4_options(&gw, "pub")).await;
+    publisher
+        .publish("q0/t", QoS::AtMostOnce, false, b"zero")
+        .await;
+    publisher
+        .publish("q0/t", QoS::AtLeastOnce, false, b"one")
+        .await;
+    assert_eq!(drain_queue(&gw, o, "q0/t").await, ["zero", "one"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqueue_store_qos0_false_keeps_qos0_out_of_the_offline_queue() {
+    let gw = start_gateway_with(|c| c.mqtt.mqueue_store_qos0 = false).await;
+    let o = offline_subscriber(&gw, "offline", "nq0/t").await;
+    let mut publisher = V4::connect(v4_options(&gw, "pub")).await;
+    publisher
+        .publish("nq0/t", QoS::AtMostOnce, false, b"zero")
+        .await;
+    publisher
+        .publish("nq0/t", QoS::AtLeastOnce, false, b"one")
+        .await;
+    publisher
+        .publish("nq0/t", QoS::ExactlyOnce, false, b"two")
+        .await;
+    let stats = gw.gateway().broker().stats();
+    assert_eq!(Stats::get(&stats.delivery_dropped_qos0_offline), 1);
+    assert_eq!(drain_queue(&gw, o, "nq0/t").await, ["one", "two"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_subscriber_does_not_slow_the_publisher_and_its_queue_stays_bounded() {
+    let gw = start_gateway_with(|c| {
+        c.mqtt.max_inflight = 1;
+        c.mqtt.max_mqueue_len = 10;
+    })
+    .await;
+    let mut o = v4_options(&gw, "slow");
+    o.set_manual_acks(true);
+    let mut slow = V4::connect(o).await;
+    slow.subscribe("slow/t", QoS::AtLeastOnce).await;
+    let mut publisher = V4::connect(v4_options(&gw, "fast")).await;
+    // Every publish is acknowledged although the subscriber acknowledges nothing.
+    for i in 0..200 {
+        publisher
+            .publish("slow/t", QoS::AtLeastOnce, false, format!("{i}").as_bytes())
+            .await;
+    }
+    let stats = gw.gateway().broker().stats();
+    // One inflight, ten queued, the rest dropped and counted.
+    assert_eq!(Stats::get(&stats.delivery_dropped_queue_full), 189);
+    let first = slow.next_publish().await;
+    assert_eq!(text(&first.payload), "0");
+    slow.assert_no_publish().await;
+    slow.client.ack(&first).await.unwrap();
+    // Then the newest ten, in order.
+    for i in 190..200 {
+        let p = slow.next_publish().await;
+        assert_eq!(text(&p.payload), format!("{i}"));
+        slow.client.ack(&p).await.unwrap();
+    }
+    slow.assert_no_publish().await;
+}
