@@ -18,23 +18,17 @@ pub struct SysTopics {
     pub heartbeat_interval: Option<Duration>,
 }
 
-/// Publishes the `$SYS` messages until the broker shuts down: version and description once
-/// (retained), uptime and datetime every heartbeat interval, statistics and metrics every
-/// message interval. Only subscribers to `$SYS/...` filters get them: a leading wildcard never
-/// matches a `$` topic.
+/// Publishes the `$SYS` messages until the broker shuts down: version, description, uptime
+/// and datetime every heartbeat interval, statistics and metrics every message interval. Only
+/// subscribers to `$SYS/...` filters get them: a leading wildcard never matches a `$` topic.
+/// None is retained: the retained store, and its `retainer.max_retained_messages`, are the
+/// users' alone.
 pub async fn run_sys_topics(broker: Broker, config: SysTopics) {
     let started = tokio::time::Instant::now();
     let publisher = SysPublisher {
         broker: broker.clone(),
         prefix: format!("$SYS/brokers/{}", config.node),
     };
-    publisher.publish("", env!("CARGO_PKG_VERSION"), true);
-    publisher.publish("/version", env!("CARGO_PKG_VERSION"), true);
-    publisher.publish(
-        "/sysdescr",
-        "Tributary, a multi-protocol IoT gateway broker",
-        true,
-    );
 
     let mut heartbeat = config.heartbeat_interval.map(interval);
     let mut stats = config.msg_interval.map(interval);
@@ -43,8 +37,10 @@ pub async fn run_sys_topics(broker: Broker, config: SysTopics) {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tick(heartbeat.as_mut()) => {
-                publisher.publish("/uptime", &started.elapsed().as_secs().to_string(), false);
-                publisher.publish("/datetime", &datetime(), false);
+                publisher.publish("/version", env!("CARGO_PKG_VERSION"));
+                publisher.publish("/sysdescr", "Tributary, a multi-protocol IoT gateway broker");
+                publisher.publish("/uptime", &started.elapsed().as_secs().to_string());
+                publisher.publish("/datetime", &datetime());
             }
             () = tick(stats.as_mut()) => publisher.publish_stats(),
         }
@@ -57,7 +53,7 @@ struct SysPublisher {
 }
 
 impl SysPublisher {
-    fn publish(&self, suffix: &str, payload: &str, retain: bool) {
+    fn publish(&self, suffix: &str, payload: &str) {
         let topic = format!("{}{suffix}", self.prefix);
         let Ok(topic) = TopicName::new(ByteStr::from(topic), 0) else {
             tracing::warn!(prefix = %self.prefix, "node.name does not make a valid $SYS topic");
@@ -67,7 +63,7 @@ impl SysPublisher {
             topic,
             payload: Bytes::copy_from_slice(payload.as_bytes()),
             qos: QoS::AtMostOnce,
-            retain,
+            retain: false,
             properties: PublishProperties::default(),
             expires_at: None,
             publisher: ByteStr::from_static("$SYS"),
@@ -114,7 +110,7 @@ impl SysPublisher {
             ),
         ];
         for (suffix, value) in counters {
-            self.publish(suffix, &value.to_string(), false);
+            self.publish(suffix, &value.to_string());
         }
     }
 }
