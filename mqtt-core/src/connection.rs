@@ -267,7 +267,10 @@ impl Connection {
     /// broker's connections and hard to guess: a client that sends an empty client id is
     /// assigned one derived from it.
     pub fn new(settings: Arc<MqttSettings>, now: Instant, conn_id: u64) -> Self {
-        let decoder = Decoder::new(settings.max_packet_size);
+        let mut decoder = Decoder::new(settings.max_packet_size);
+        decoder.set_max_user_properties(
+            u32::try_from(settings.max_user_properties).unwrap_or(u32::MAX),
+        );
         Self {
             settings,
             decoder,
