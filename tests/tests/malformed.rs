@@ -356,19 +356,6 @@ async fn wildcards_in_topic_name_and_too_many_levels_are_topic_name_invalid() {
 
 // 10. $-topics (Mosquitto CVE-2018-12543) -------------------------------------------------------
 
-/// Reads PUBLISHes until the one on `marker`, returning the topics seen before it.
-async fn topics_until_marker(raw: &mut Raw, v5: bool, marker: &str) -> Vec<String> {
-    let mut seen = Vec::new();
-    for _ in 0..1000 {
-        let (topic, _, _) = raw.recv().await.publish(v5);
-        if topic == marker {
-            return seen;
-        }
-        seen.push(topic);
-    }
-    panic!("marker {marker} never arrived; saw {seen:?}");
-}
-
 #[tokio::test]
 async fn publish_to_sys_is_refused_and_not_delivered() {
     let gw = start_gateway().await;

@@ -532,6 +532,19 @@ impl Raw {
     }
 }
 
+/// Reads PUBLISHes until the one on `marker`, returning the topics seen before it.
+pub async fn topics_until_marker(raw: &mut Raw, v5: bool, marker: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    for _ in 0..1000 {
+        let (topic, _, _) = raw.recv().await.publish(v5);
+        if topic == marker {
+            return seen;
+        }
+        seen.push(topic);
+    }
+    panic!("marker {marker} never arrived; saw {seen:?}");
+}
+
 /// Asserts that the broker at `addr` still serves a normal client: a v5 and a 3.1.1 client
 /// connect, and a message goes from one to the other.
 pub async fn assert_serving(addr: SocketAddr) {
