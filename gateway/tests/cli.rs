@@ -143,8 +143,15 @@ impl Child {
         panic!("tributary did not exit within {WAIT:?}");
     }
 
-    fn stderr_so_far(&self) -> Vec<String> {
-        self.stderr.try_iter().collect()
+    /// Waits (bounded) for a stderr line that `matches`; the stderr reader thread may lag
+    /// behind stdout's.
+    fn stderr_line(&self, matches: impl Fn(&str) -> bool) -> Option<String> {
+        while let Ok(line) = self.stderr.recv_timeout(WAIT) {
+            if matches(&line) {
+                return Some(line);
+            }
+        }
+        None
     }
 }
 
@@ -276,11 +283,9 @@ fn unknown_environment_root_is_a_warning_and_the_broker_starts() {
     let body = read_exact_bounded(&mut stream, usize::from(header[1]));
     assert_eq!(&body[..2], [0x00, 0x00], "CONNACK success");
 
-    let warned = child
-        .stderr_so_far()
-        .iter()
-        .any(|l| l.contains("TRIBUTARY_FOO") && l.contains("unknown root key"));
-    assert!(warned, "no warning naming TRIBUTARY_FOO");
+    let warned =
+        child.stderr_line(|l| l.contains("TRIBUTARY_FOO") && l.contains("unknown root key"));
+    assert!(warned.is_some(), "no warning naming TRIBUTARY_FOO");
     child.signal("TERM");
     assert!(child.wait().success());
 }
