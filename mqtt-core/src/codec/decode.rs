@@ -120,11 +120,14 @@ impl Decoder {
         let body = Reader::new(packet.slice(1 + len_bytes as usize..));
         let mut limits = Limits::new(self.max_user_properties);
         let decoded = if packet_type == CONNECT {
-            let connect = decode_connect(body, &mut limits)?;
+            let mut body = body;
+            let protocol = decode_protocol(&mut body)?;
             // Only the first CONNECT fixes the version; a second one is the connection's
-            // protocol error to report, and must not change how later packets are read.
-            self.version.get_or_insert(connect.protocol);
-            Packet::Connect(Box::new(connect))
+            // protocol error to report, and must not change how later packets are read. It is
+            // fixed before the rest is read, so that a v5 CONNECT with a malformed body can
+            // still be refused in v5 (CONNACK 0x81) rather than by a bare close.
+            self.version.get_or_insert(protocol);
+            Packet::Connect(Box::new(decode_connect(body, protocol, &mut limits)?))
         } else {
             let version = self
                 .version
@@ -236,17 +239,26 @@ fn decode_body(
     })
 }
 
-/// CONNECT (spec 3.1). The version comes from the packet itself, not from the decoder.
-fn decode_connect(mut r: Reader, limits: &mut Limits) -> Result<Connect, DecodeError> {
+/// CONNECT's protocol name and level (spec 3.1.2.1-2): the version comes from the packet
+/// itself, not from the decoder.
+fn decode_protocol(r: &mut Reader) -> Result<ProtocolVersion, DecodeError> {
     let name = r.binary()?;
     let level = r.u8()?;
-    let protocol = match (name.as_ref(), level) {
-        (b"MQTT", 4) => ProtocolVersion::V311,
-        (b"MQTT", 5) => ProtocolVersion::V5,
-        (b"MQIsdp", 3) => ProtocolVersion::V31,
-        (b"MQTT" | b"MQIsdp", _) => return Err(DecodeError::UnsupportedProtocolVersion(level)),
-        _ => return Err(DecodeError::InvalidProtocolName),
-    };
+    match (name.as_ref(), level) {
+        (b"MQTT", 4) => Ok(ProtocolVersion::V311),
+        (b"MQTT", 5) => Ok(ProtocolVersion::V5),
+        (b"MQIsdp", 3) => Ok(ProtocolVersion::V31),
+        (b"MQTT" | b"MQIsdp", _) => Err(DecodeError::UnsupportedProtocolVersion(level)),
+        _ => Err(DecodeError::InvalidProtocolName),
+    }
+}
+
+/// The rest of CONNECT (spec 3.1), after [`decode_protocol`].
+fn decode_connect(
+    mut r: Reader,
+    protocol: ProtocolVersion,
+    limits: &mut Limits,
+) -> Result<Connect, DecodeError> {
     let v5 = protocol.is_v5();
 
     let flags = r.u8()?;

@@ -673,3 +673,16 @@ fn encode_rejects_a_remaining_length_over_the_protocol_maximum() {
     assert_eq!(encode(&packet, V5, &mut buf), Err(EncodeError::TooLarge));
     assert!(buf.is_empty());
 }
+
+#[test]
+fn a_malformed_v5_connect_still_fixes_the_version() {
+    // Session Expiry Interval twice: the body is bad, but the header said v5, so the
+    // connection can refuse it in v5 (CONNACK 0x82) instead of closing without a word.
+    let bytes = connect_v5_with(&[0x11, 0, 0, 0, 1, 0x11, 0, 0, 0, 1]);
+    let mut decoder = Decoder::new(1024);
+    let error = decoder
+        .decode(&mut BytesMut::from(&bytes[..]))
+        .expect_err("must be rejected");
+    assert_eq!(error, E::DuplicateProperty(0x11));
+    assert_eq!(decoder.version(), Some(V5));
+}
