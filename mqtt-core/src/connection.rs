@@ -389,19 +389,19 @@ impl Connection {
     }
 
     /// Ends the connection: tells a v5 client why (CONNACK before CONNECT was accepted,
-    /// DISCONNECT after) and decides on the Will. 3.1.1 has no way to say why: it just closes.
+    /// DISCONNECT after) and decides on the Will. 3.1.1 can only say why a CONNECT was
+    /// refused (a CONNACK return code, [MQTT-3.2.2-5]); for anything else it just closes.
     fn fail(&mut self, kind: CloseKind, code: ReasonCode) -> Close {
-        if self.version.is_v5() {
-            match self.state {
-                State::AwaitConnect | State::Connecting => {
-                    self.write(&Packet::ConnAck(ConnAck {
-                        reason: code,
-                        ..ConnAck::default()
-                    }));
-                }
-                State::Connected => self.write_disconnect(code),
-                State::Closed => {}
+        let refused_connect = matches!(kind, CloseKind::ConnectRefused | CloseKind::NotAuthorized);
+        match self.state {
+            State::AwaitConnect | State::Connecting if self.version.is_v5() || refused_connect => {
+                self.write(&Packet::ConnAck(ConnAck {
+                    reason: code,
+                    ..ConnAck::default()
+                }));
             }
+            State::Connected if self.version.is_v5() => self.write_disconnect(code),
+            _ => {}
         }
         let publish_will = self.state == State::Connected;
         self.state = State::Closed;
