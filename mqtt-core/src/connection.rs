@@ -728,7 +728,9 @@ impl Connection {
             if assigned_client_id {
                 properties.assigned_client_identifier = Some(client_id.clone());
             }
-            if requested != u32::MAX && Duration::from_secs(requested.into()) != session_expiry {
+            // A capped "never expires" (0xFFFFFFFF) is a different value too: the client must
+            // learn that its session will expire [MQTT-3.2.2.3.2].
+            if Duration::from_secs(requested.into()) != session_expiry {
                 properties.session_expiry_interval = u32::try_from(session_expiry.as_secs()).ok();
             }
             properties.receive_maximum = Some(settings.max_inflight);
