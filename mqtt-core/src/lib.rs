@@ -27,6 +27,9 @@ pub mod str;
 pub mod topic;
 mod trie;
 
+#[cfg(test)]
+mod tests;
+
 pub use packet::{Packet, PacketId, ProtocolVersion, QoS};
 pub use reason::ReasonCode;
 pub use retained::{RetainedError, RetainedStore};
