@@ -287,10 +287,10 @@ impl Run {
 
         let mut received: Vec<Vec<(u32, QoS)>> = vec![Vec::new(); VERSIONS.len()];
         let mut publisher_acks = Vec::new();
-        for k in 0..VERSIONS.len() {
+        for (k, slot) in received.iter_mut().enumerate() {
             if self.model[k].connected {
                 let (messages, others) = self.drain(k);
-                received[k] = messages;
+                *slot = messages;
                 if k == c {
                     publisher_acks = others;
                 }
