@@ -15,6 +15,8 @@
 
 pub mod codec;
 pub mod connection;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod message;
 pub mod mqueue;
 pub mod packet;
