@@ -889,7 +889,13 @@ impl Connection {
                 return Err(self.fail(CloseKind::MalformedPacket, ReasonCode::MALFORMED_PACKET));
             };
             let awaiting = self.session.as_ref().map_or(0, Session::awaiting_rel_len);
-            if self.version.is_v5() && awaiting >= usize::from(settings.max_inflight) {
+            // A retransmission of an id already awaiting PUBREL is not a new message: it is
+            // answered below as a duplicate, whatever the count.
+            let retransmission = self.session.as_ref().is_some_and(|s| s.is_awaiting_rel(id));
+            if self.version.is_v5()
+                && !retransmission
+                && awaiting >= usize::from(settings.max_inflight)
+            {
                 // More unacknowledged QoS 2 than the Receive Maximum we advertised.
                 return Err(self.fail(
                     CloseKind::QuotaExceeded,

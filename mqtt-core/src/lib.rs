@@ -15,6 +15,8 @@
 
 pub mod codec;
 pub mod connection;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod message;
 pub mod mqueue;
 pub mod packet;
@@ -26,6 +28,9 @@ pub mod settings;
 pub mod str;
 pub mod topic;
 mod trie;
+
+#[cfg(test)]
+mod tests;
 
 pub use packet::{Packet, PacketId, ProtocolVersion, QoS};
 pub use reason::ReasonCode;

@@ -540,7 +540,7 @@ where
 
     /// Buckets plus trie nodes in use: 0 once every subscription is gone, or something leaked.
     #[cfg(test)]
-    fn node_count(&self) -> usize {
+    pub(crate) fn node_count(&self) -> usize {
         self.exact.pin().len() + read(&self.wildcard).live_nodes()
     }
 }

@@ -244,6 +244,11 @@ impl Session {
         }
     }
 
+    /// Whether the inbound QoS 2 packet id `id` is waiting for PUBREL.
+    pub fn is_awaiting_rel(&self, id: PacketId) -> bool {
+        self.awaiting_rel.contains_key(&id)
+    }
+
     /// Number of inbound QoS 2 packet ids waiting for PUBREL.
     pub fn awaiting_rel_len(&self) -> usize {
         self.awaiting_rel.len()
