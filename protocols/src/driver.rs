@@ -280,15 +280,23 @@ impl Driver {
             let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, flush).await;
         }
         let client_id = self.conn.client_id().clone();
+        // One line per ended connection. Normal churn is debug; a client whose connection ends
+        // on a timeout or a dropped socket is info; a client that breaks the protocol is a
+        // warning, since it will not work until someone fixes it.
+        let reason = close.kind.as_str();
+        let (peer, listener) = (self.info.peer, &self.info.listener);
         match close.kind {
             CloseKind::Normal
             | CloseKind::TakenOver
             | CloseKind::Discarded
             | CloseKind::ServerShutdown => {
-                tracing::debug!(%client_id, peer = %self.info.peer, listener = %self.info.listener, reason = close.kind.as_str(), code = %close.code, "connection closed");
+                tracing::debug!(%client_id, %peer, %listener, reason, code = %close.code, "connection closed");
+            }
+            CloseKind::MalformedPacket | CloseKind::ProtocolError | CloseKind::PacketTooLarge => {
+                tracing::warn!(%client_id, %peer, %listener, reason, code = %close.code, "connection closed");
             }
             _ => {
-                tracing::info!(%client_id, peer = %self.info.peer, listener = %self.info.listener, reason = close.kind.as_str(), code = %close.code, "connection closed");
+                tracing::info!(%client_id, %peer, %listener, reason, code = %close.code, "connection closed");
             }
         }
         let Some(attachment) = self.attachment.take() else {

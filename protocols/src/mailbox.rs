@@ -3,7 +3,7 @@
 use std::{
     hash::{Hash, Hasher},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use tokio::sync::Notify;
@@ -37,7 +37,14 @@ pub struct Mailbox {
 struct MailboxState {
     queue: MessageQueue,
     online: bool,
+    /// Queue-full drops not yet logged, and when the last log line went out: a full queue
+    /// is logged once per session per interval, not once per message.
+    unlogged_drops: u64,
+    last_drop_log: Option<Instant>,
 }
+
+/// How often a session with a full queue logs its drops.
+const DROP_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 impl Mailbox {
     /// An empty mailbox for `client_id`.
@@ -47,6 +54,8 @@ impl Mailbox {
             state: Mutex::new(MailboxState {
                 queue: MessageQueue::new(max_len, store_qos0),
                 online: false,
+                unlogged_drops: 0,
+                last_drop_log: None,
             }),
             notify: Notify::new(),
         }
@@ -63,28 +72,51 @@ impl Mailbox {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues a delivery and wakes the connection; a drop is counted and logged.
+    /// Queues a delivery and wakes the connection; a drop is counted, and logged once per
+    /// session per minute.
     pub(crate) fn push(&self, delivery: Delivery, stats: &Stats) {
-        let outcome = {
+        // A dropped delivery is freed after the lock is released: it may be the last owner of
+        // its message.
+        let (outcome, _dropped, drops_to_log) = {
             let mut state = self.lock();
             let online = state.online;
-            state.queue.push(delivery, online)
+            let (outcome, dropped) = match state.queue.push(delivery, online) {
+                PushOutcome::Queued => (Pushed::Queued, None),
+                PushOutcome::DroppedOldest(dropped) => (Pushed::Full, Some(dropped)),
+                PushOutcome::Rejected(dropped) if !online && dropped.qos == QoS::AtMostOnce => {
+                    (Pushed::Qos0Offline, Some(dropped))
+                }
+                PushOutcome::Rejected(dropped) => (Pushed::Full, Some(dropped)),
+            };
+            let mut drops_to_log = 0;
+            if outcome == Pushed::Full {
+                state.unlogged_drops += 1;
+                let now = crate::broker::now();
+                let due = state
+                    .last_drop_log
+                    .is_none_or(|at| now.saturating_duration_since(at) >= DROP_LOG_INTERVAL);
+                if due {
+                    state.last_drop_log = Some(now);
+                    drops_to_log = std::mem::take(&mut state.unlogged_drops);
+                }
+            }
+            (outcome, dropped, drops_to_log)
         };
         match outcome {
-            PushOutcome::Queued => self.notify.notify_one(),
-            PushOutcome::DroppedOldest(dropped) => {
+            Pushed::Queued => self.notify.notify_one(),
+            Pushed::Full => {
                 Stats::incr(&stats.delivery_dropped_queue_full);
-                tracing::debug!(client_id = %self.client_id, topic = %dropped.message.topic, "queue full; oldest message dropped");
                 self.notify.notify_one();
             }
-            PushOutcome::Rejected(dropped) => {
-                if dropped.qos == QoS::AtMostOnce {
-                    Stats::incr(&stats.delivery_dropped_qos0_offline);
-                } else {
-                    Stats::incr(&stats.delivery_dropped_queue_full);
-                }
-                tracing::debug!(client_id = %self.client_id, topic = %dropped.message.topic, "message not queued");
-            }
+            // `mqueue_store_qos0 = false` asked for this: counted, not logged.
+            Pushed::Qos0Offline => Stats::incr(&stats.delivery_dropped_qos0_offline),
+        }
+        if drops_to_log > 0 {
+            tracing::warn!(
+                client_id = %self.client_id,
+                dropped = drops_to_log,
+                "session queue full (mqtt.max_mqueue_len): oldest messages dropped"
+            );
         }
     }
 
@@ -170,6 +202,14 @@ impl Mailbox {
             }
         }
     }
+}
+
+/// What became of a pushed delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pushed {
+    Queued,
+    Full,
+    Qos0Offline,
 }
 
 /// A route table key: a mailbox, compared by identity.
