@@ -24,9 +24,11 @@ use crate::{
 /// fills and applies its drop policy), never unbounded buffering.
 pub(crate) const HIGH_WATER: usize = 64 * 1024;
 
-/// How much room a read asks for. Small enough that idle connections stay cheap; a busy
-/// connection's buffer grows with what arrives.
-const READ_CHUNK: usize = 4096;
+/// The room the first read of a connection asks for: enough for a typical CONNECT, small
+/// enough that an idle connection costs little. A read that fills the room doubles it for the
+/// next one, up to [`MAX_READ_CHUNK`], so a busy connection reads in large batches.
+const MIN_READ_CHUNK: usize = 512;
+const MAX_READ_CHUNK: usize = 64 * 1024;
 
 /// How long a closing connection may take to flush its last packets (the DISCONNECT that says
 /// why) before the socket is dropped anyway.
@@ -89,6 +91,7 @@ impl Driver {
         W: AsyncWrite + Unpin,
     {
         let mut input = BytesMut::new();
+        let mut read_chunk = MIN_READ_CHUNK;
         let shutdown = self.broker.shutdown_token().clone();
         loop {
             if let Err(close) = self.process_input(&mut input).await {
@@ -102,13 +105,15 @@ impl Driver {
                     &mut self.batch,
                 );
             }
-            if input.is_empty() && input.capacity() > 2 * READ_CHUNK {
-                // A burst grew the buffer; an idle connection should not keep it.
+            if input.is_empty() && input.capacity() > 2 * read_chunk {
+                // Traffic calmed down since a burst grew the buffer: give it back, so a
+                // connection that goes idle does not keep it.
                 input = BytesMut::new();
             }
-            if input.capacity() - input.len() < READ_CHUNK / 4 {
-                input.reserve(READ_CHUNK);
+            if input.capacity() - input.len() < read_chunk / 4 {
+                input.reserve(read_chunk);
             }
+            let room = input.capacity() - input.len();
 
             let pending_out = self.conn.transmit().len();
             let deadline = self.conn.poll_timeout().map(tokio::time::Instant::from_std);
@@ -128,6 +133,8 @@ impl Driver {
                 },
                 read = reader.read_buf(&mut input), if pending_out < HIGH_WATER => match read {
                     Ok(0) | Err(_) => return self.conn.handle_socket_closed(),
+                    Ok(n) if n >= room => read_chunk = (read_chunk * 2).min(MAX_READ_CHUNK),
+                    Ok(n) if n < read_chunk / 4 => read_chunk = (read_chunk / 2).max(MIN_READ_CHUNK),
                     Ok(_) => {}
                 },
                 () = notified(mailbox), if pending_out < HIGH_WATER => {}
