@@ -911,6 +911,15 @@ impl Connection {
                 Some(IncomingQos2::Full) => {
                     // CVE-2023-28366: state for unreleased QoS 2 ids stays bounded.
                     tracing::warn!(client_id = %self.client_id, "max_awaiting_rel reached; QoS 2 message refused");
+                    if !self.version.is_v5() {
+                        // A 3.1.1 PUBREC cannot refuse: sent, it would promise a message we
+                        // dropped. Close instead; the client sends it again on reconnect,
+                        // once its earlier ids are released.
+                        return Err(self.fail(
+                            CloseKind::QuotaExceeded,
+                            ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
+                        ));
+                    }
                     self.refuse_publish(
                         publish.qos,
                         packet_id,

@@ -410,25 +410,43 @@ fn unreleased_qos2_ids_are_bounded_by_max_awaiting_rel() {
         max_awaiting_rel: 3,
         ..MqttSettings::default()
     };
-    for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
-        let mut world = pub_sub(settings.clone(), version, "t");
-        for id in 1..=10 {
-            world
-                .send(PUB, publish("t", QoS::ExactlyOnce, id, b"x"))
-                .expect("answered");
-            let response = only(world.recv(PUB));
-            let expected = if id <= 3 || !version.is_v5() {
-                ReasonCode::SUCCESS
-            } else {
-                ReasonCode::RECEIVE_MAXIMUM_EXCEEDED
-            };
-            assert_eq!(pubrec(&response).reason, expected, "{version:?} id {id}");
-        }
-        let session = world.conn(PUB).session().expect("session");
-        assert_eq!(session.awaiting_rel_len(), 3, "memory bounded");
-        assert_eq!(world.broker.routed.len(), 3);
-        assert!(world.closed(PUB).is_none());
+    // v5: the ones over the limit get PUBREC 0x93 and the connection stays.
+    let mut world = pub_sub(settings.clone(), ProtocolVersion::V5, "t");
+    for id in 1..=10 {
+        world
+            .send(PUB, publish("t", QoS::ExactlyOnce, id, b"x"))
+            .expect("answered");
+        let response = only(world.recv(PUB));
+        let expected = if id <= 3 {
+            ReasonCode::SUCCESS
+        } else {
+            ReasonCode::RECEIVE_MAXIMUM_EXCEEDED
+        };
+        assert_eq!(pubrec(&response).reason, expected, "id {id}");
     }
+    let session = world.conn(PUB).session().expect("session");
+    assert_eq!(session.awaiting_rel_len(), 3, "memory bounded");
+    assert_eq!(world.broker.routed.len(), 3);
+    assert!(world.closed(PUB).is_none());
+
+    // 3.1.1: a PUBREC cannot refuse, so the one over the limit gets no PUBREC (which would
+    // promise a message that was dropped): the connection closes instead.
+    let mut world = pub_sub(settings, ProtocolVersion::V311, "t");
+    for id in 1..=3 {
+        world
+            .send(PUB, publish("t", QoS::ExactlyOnce, id, b"x"))
+            .expect("answered");
+        assert_eq!(pubrec(&only(world.recv(PUB))).reason, ReasonCode::SUCCESS);
+    }
+    let close = world
+        .send(PUB, publish("t", QoS::ExactlyOnce, 4, b"x"))
+        .expect_err("closed");
+    assert_eq!(close.kind, CloseKind::QuotaExceeded);
+    assert!(
+        world.recv(PUB).is_empty(),
+        "no PUBREC for the refused message"
+    );
+    assert_eq!(world.broker.routed.len(), 3);
 }
 
 #[test]
