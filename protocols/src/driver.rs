@@ -429,3 +429,58 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
         None => pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(cn: Option<&str>) -> ConnectionInfo {
+        let mut info = ConnectionInfo::new(
+            SocketAddr::from(([127, 0, 0, 1], 1)),
+            Arc::from("ssl:default"),
+            "ssl",
+        );
+        info.peer_cert = Some(Arc::new(PeerCert {
+            common_name: cn.map(str::to_owned),
+            subject: cn.map_or_else(|| "O=x".to_owned(), |cn| format!("CN={cn}")),
+            der: bytes::Bytes::new(),
+        }));
+        info
+    }
+
+    #[test]
+    fn certificate_identities_are_validated() {
+        let mut good = info(Some("dev1"));
+        good.client_id_from_cert = Some(CertField::CommonName);
+        good.username_from_cert = Some(CertField::Subject);
+        let (username, client_id) = good.cert_identity(64).unwrap();
+        assert_eq!(username.as_deref(), Some("CN=dev1"));
+        assert_eq!(client_id.as_deref(), Some("dev1"));
+        assert_eq!(
+            good.cert_identity(3).unwrap_err(),
+            ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
+            "longer than max_clientid_len"
+        );
+
+        let mut bad_id = info(Some("a#"));
+        bad_id.client_id_from_cert = Some(CertField::CommonName);
+        assert_eq!(
+            bad_id.cert_identity(64).unwrap_err(),
+            ReasonCode::CLIENT_IDENTIFIER_NOT_VALID
+        );
+        let mut no_cn = info(None);
+        no_cn.username_from_cert = Some(CertField::CommonName);
+        assert_eq!(
+            no_cn.cert_identity(64).unwrap_err(),
+            ReasonCode::BAD_USERNAME_OR_PASSWORD
+        );
+        let mut no_cert = info(None);
+        no_cert.peer_cert = None;
+        no_cert.client_id_from_cert = Some(CertField::Subject);
+        assert_eq!(
+            no_cert.cert_identity(64).unwrap_err(),
+            ReasonCode::CLIENT_IDENTIFIER_NOT_VALID
+        );
+        assert_eq!(info(Some("x")).cert_identity(64).unwrap(), (None, None));
+    }
+}

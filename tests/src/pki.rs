@@ -91,7 +91,12 @@ impl TestCa {
             .distinguished_name
             .push(DnType::CommonName, common_name);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        self.issue(params, &format!("client-{common_name}"))
+        // The name may hold characters a file name cannot (tests use `dev/+`).
+        let stem: String = common_name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        self.issue(params, &format!("client-{stem}"))
     }
 
     fn issue(&self, params: CertificateParams, stem: &str) -> Issued {
