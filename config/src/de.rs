@@ -183,6 +183,52 @@ pub(crate) fn seconds_or_disabled<'de, D: Deserializer<'de>>(
         })
 }
 
+/// A list of strings: a HOCON list (`["a", "b"]`) or one comma-separated string (`"a, b"`, as
+/// EMQX writes `check_origins`). Items are trimmed; empty items are dropped.
+pub(crate) fn string_list<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    struct ListVisitor;
+
+    impl<'de> Visitor<'de> for ListVisitor {
+        type Value = Vec<String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("expected a list of strings or a comma-separated string")
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect())
+        }
+
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element::<Scalar>()? {
+                match item {
+                    Scalar::Str(s) if !s.trim().is_empty() => items.push(s.trim().to_owned()),
+                    Scalar::Str(_) => {}
+                    _ => {
+                        return Err(de::Error::custom(
+                            "expected a list of strings or a comma-separated string",
+                        ));
+                    }
+                }
+            }
+            Ok(items)
+        }
+    }
+
+    deserializer
+        .deserialize_any(ListVisitor)
+        .map_err(|_: D::Error| {
+            de::Error::custom("expected a list of strings or a comma-separated string")
+        })
+}
+
 /// A listen address: `IP:PORT` (`0.0.0.0:1883`, `[::]:1883`), or a port alone, which binds all
 /// IPv4 interfaces as EMQX does.
 pub(crate) fn bind<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {

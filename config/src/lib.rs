@@ -51,7 +51,11 @@ pub use auto_subscribe::{AutoSubscribeConfig, AutoSubscribeTopic};
 pub use env::ENV_PREFIX;
 pub use error::ConfigError;
 pub use force_shutdown::ForceShutdownConfig;
-pub use listeners::{DEFAULT_MQTT_PORT, ListenerCommon, ListenersConfig, TcpListener};
+pub use listeners::{
+    DEFAULT_MQTT_PORT, DEFAULT_QUIC_PORT, DEFAULT_SSL_PORT, DEFAULT_WS_PORT, DEFAULT_WSS_PORT,
+    ListenerCommon, ListenersConfig, PeerCertAs, QuicListener, SslListener, SslOptions,
+    TcpListener, TlsVersion, Verify, WebsocketOptions, WsListener, WssListener,
+};
 pub use log::{ConsoleLog, LogConfig, LogFormatter, LogLevel};
 pub use mqtt::{MAX_PACKET_SIZE_LIMIT, MqttConfig, SharedSubStrategy};
 pub use node::NodeConfig;
@@ -144,18 +148,79 @@ impl Config {
 
     /// The checks that span more than one value.
     fn validate(&self, tree: &Value, overrides: &[Override]) -> Result<(), ConfigError> {
-        let mut bound: BTreeMap<SocketAddr, &str> = BTreeMap::new();
-        for (name, listener) in &self.listeners.tcp {
-            if !listener.enable || listener.bind.port() == 0 {
+        // TCP listeners (tcp, ssl, ws, wss) share one port space, UDP ones (quic) another.
+        let mut bound: BTreeMap<(bool, SocketAddr), (&str, &str)> = BTreeMap::new();
+        for (kind, name, listener) in self.listeners.all() {
+            if !listener.enable() || listener.bind().port() == 0 {
                 continue;
             }
-            if let Some(other) = bound.insert(listener.bind, name) {
+            if let Some((other_kind, other)) =
+                bound.insert((listener.is_udp(), listener.bind()), (kind, name))
+            {
                 return Err(ConfigError::invalid(
-                    &format!("listeners.tcp.{name}.bind"),
+                    &format!("listeners.{kind}.{name}.bind"),
                     tree,
                     format!(
-                        "expected an address no other listener binds (listeners.tcp.{other} does)"
+                        "expected an address no other listener binds (listeners.{other_kind}.{other} does)"
                     ),
+                    overrides,
+                ));
+            }
+        }
+        for (kind, name, tls) in self.listeners.tls_options() {
+            let key = |field: &str| format!("listeners.{kind}.{name}.ssl_options.{field}");
+            if tls.certfile.as_os_str().is_empty() != tls.keyfile.as_os_str().is_empty() {
+                let missing = if tls.certfile.as_os_str().is_empty() {
+                    "certfile"
+                } else {
+                    "keyfile"
+                };
+                return Err(ConfigError::InvalidValue {
+                    key: key(missing),
+                    value: "\"\"".to_owned(),
+                    expected: "expected a file: certfile and keyfile go together (leave both empty for a generated self-signed certificate)".to_owned(),
+                    set_by: Override::find(overrides, &key(missing)),
+                });
+            }
+            if tls.verify == Verify::VerifyPeer && tls.cacertfile.as_os_str().is_empty() {
+                return Err(ConfigError::InvalidValue {
+                    key: key("cacertfile"),
+                    value: "\"\"".to_owned(),
+                    expected: "expected a CA file: verify = verify_peer needs one to check client certificates against".to_owned(),
+                    set_by: Override::find(overrides, &key("cacertfile")),
+                });
+            }
+            if tls.versions.is_empty() {
+                return Err(ConfigError::invalid(
+                    &key("versions"),
+                    tree,
+                    "expected at least one of tlsv1.3, tlsv1.2".to_owned(),
+                    overrides,
+                ));
+            }
+            if kind == "quic" && !tls.versions.contains(&TlsVersion::Tls13) {
+                return Err(ConfigError::invalid(
+                    &key("versions"),
+                    tree,
+                    "expected tlsv1.3 in the list: QUIC runs on TLS 1.3 only".to_owned(),
+                    overrides,
+                ));
+            }
+        }
+        for (kind, name, websocket) in self.listeners.websocket_options() {
+            if !websocket.mqtt_path.starts_with('/') {
+                return Err(ConfigError::invalid(
+                    &format!("listeners.{kind}.{name}.websocket.mqtt_path"),
+                    tree,
+                    "expected an HTTP path starting with /, such as /mqtt".to_owned(),
+                    overrides,
+                ));
+            }
+            if websocket.supported_subprotocols.is_empty() {
+                return Err(ConfigError::invalid(
+                    &format!("listeners.{kind}.{name}.websocket.supported_subprotocols"),
+                    tree,
+                    "expected at least one subprotocol, such as mqtt".to_owned(),
                     overrides,
                 ));
             }
@@ -402,10 +467,17 @@ mod tests {
             error.starts_with("invalid config: unknown key mqttt; expected one of node, "),
             "{error}"
         );
-        let error = error_of("listeners.ssl.default.bind = 8883", &[]);
+        let error = error_of("listeners.tls.default.bind = 8883", &[]);
         assert_eq!(
             error,
-            "invalid config: unknown key listeners.ssl; expected one of tcp"
+            "invalid config: unknown key listeners.tls; expected one of tcp, ssl, ws, wss, quic"
+        );
+        let error = error_of("listeners.ssl.default.ssl_options.certfle = x", &[]);
+        assert!(
+            error.starts_with(
+                "invalid config: unknown key listeners.ssl.default.ssl_options.certfle; expected one of certfile, "
+            ),
+            "{error}"
         );
     }
 
@@ -589,6 +661,151 @@ mod tests {
         )
         .unwrap();
         load_text("listeners.tcp { a.bind = 0, b.bind = 0 }", &[]).unwrap();
+    }
+
+    #[test]
+    fn every_listener_type_has_a_default_listener_on_its_port() {
+        let listeners = Config::default().listeners;
+        let port = |kind: &str| {
+            listeners
+                .all()
+                .into_iter()
+                .find(|(k, name, _)| *k == kind && *name == "default")
+                .map(|(_, _, l)| (l.bind().port(), l.is_udp()))
+        };
+        assert_eq!(port("tcp"), Some((1883, false)));
+        assert_eq!(port("ssl"), Some((8883, false)));
+        assert_eq!(port("ws"), Some((8083, false)));
+        assert_eq!(port("wss"), Some((8084, false)));
+        assert_eq!(port("quic"), Some((14567, true)));
+        assert_eq!(listeners.ws["default"].websocket.mqtt_path, "/mqtt");
+        assert_eq!(
+            listeners.ssl["default"].ssl_options.versions,
+            vec![TlsVersion::Tls13, TlsVersion::Tls12]
+        );
+        assert_eq!(
+            listeners.ssl["default"].ssl_options.verify,
+            Verify::VerifyNone
+        );
+        assert_eq!(
+            listeners.ssl["default"].ssl_options.handshake_timeout,
+            Duration::from_secs(15)
+        );
+    }
+
+    #[test]
+    fn tls_and_websocket_listeners_read_emqx_keys() {
+        let config = load_text(
+            r#"
+            listeners.ssl.mtls {
+              bind = 9883
+              ssl_options {
+                certfile = "/etc/certs/server.pem"
+                keyfile = "/etc/certs/server.key"
+                cacertfile = "/etc/certs/ca.pem"
+                verify = verify_peer
+                fail_if_no_peer_cert = true
+                versions = ["tlsv1.3"]
+                ciphers = "TLS_AES_256_GCM_SHA384, ECDHE-RSA-AES128-GCM-SHA256"
+              }
+              peer_cert_as_username = cn
+              peer_cert_as_clientid = dn
+            }
+            listeners.wss.default.websocket {
+              check_origin_enable = true
+              check_origins = ["https://app.example.com", "http://localhost:3000"]
+              proxy_address_header = x-forwarded-for
+            }
+            listeners.ws.default.websocket.mqtt_path = "/ws"
+            listeners.quic.default { idle_timeout = 60s, keep_alive_interval = 20s }
+            "#,
+            &[("TRIBUTARY_LISTENERS__WS__EXTRA__BIND", "9083")],
+        )
+        .unwrap()
+        .config;
+        let mtls = &config.listeners.ssl["mtls"];
+        assert_eq!(mtls.bind, "0.0.0.0:9883".parse().unwrap());
+        assert!(mtls.enable, "unset fields take the defaults");
+        assert_eq!(mtls.ssl_options.verify, Verify::VerifyPeer);
+        assert!(mtls.ssl_options.fail_if_no_peer_cert);
+        assert_eq!(mtls.ssl_options.versions, vec![TlsVersion::Tls13]);
+        assert_eq!(
+            mtls.ssl_options.ciphers,
+            vec!["TLS_AES_256_GCM_SHA384", "ECDHE-RSA-AES128-GCM-SHA256"]
+        );
+        assert_eq!(
+            mtls.ssl_options.cacertfile,
+            PathBuf::from("/etc/certs/ca.pem")
+        );
+        assert_eq!(mtls.peer_cert_as_username, PeerCertAs::Cn);
+        assert_eq!(mtls.peer_cert_as_clientid, PeerCertAs::Dn);
+        let wss = &config.listeners.wss["default"].websocket;
+        assert!(wss.check_origin_enable);
+        assert_eq!(wss.check_origins.len(), 2);
+        assert_eq!(wss.proxy_address_header, "x-forwarded-for");
+        assert_eq!(wss.mqtt_path, "/mqtt");
+        assert_eq!(config.listeners.ws["default"].websocket.mqtt_path, "/ws");
+        let extra = &config.listeners.ws["extra"];
+        assert_eq!(extra.bind, "0.0.0.0:9083".parse().unwrap());
+        assert_eq!(extra.websocket, WebsocketOptions::default());
+        let quic = &config.listeners.quic["default"];
+        assert_eq!(quic.idle_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(quic.keep_alive_interval, Some(Duration::from_secs(20)));
+    }
+
+    #[test]
+    fn bad_tls_and_websocket_settings_are_refused() {
+        let cases = [
+            (
+                "listeners.ssl.default.ssl_options.verify = verify_all",
+                r#"invalid config: listeners.ssl.default.ssl_options.verify = "verify_all": expected one of verify_none, verify_peer"#,
+            ),
+            (
+                "listeners.ssl.default.ssl_options.versions = [\"tlsv1.1\"]",
+                r#"invalid config: listeners.ssl.default.ssl_options.versions[0] = "tlsv1.1": expected one of tlsv1.3, tlsv1.2"#,
+            ),
+            (
+                "listeners.ssl.default.ssl_options.versions = []",
+                "invalid config: listeners.ssl.default.ssl_options.versions = []: expected at least one of tlsv1.3, tlsv1.2",
+            ),
+            (
+                "listeners.quic.default.ssl_options.versions = [\"tlsv1.2\"]",
+                r#"invalid config: listeners.quic.default.ssl_options.versions = ["tlsv1.2"]: expected tlsv1.3 in the list: QUIC runs on TLS 1.3 only"#,
+            ),
+            (
+                "listeners.wss.default.ssl_options.verify = verify_peer",
+                r#"invalid config: listeners.wss.default.ssl_options.cacertfile = "": expected a CA file: verify = verify_peer needs one to check client certificates against"#,
+            ),
+            (
+                "listeners.ssl.default.ssl_options.certfile = \"/x.pem\"",
+                r#"invalid config: listeners.ssl.default.ssl_options.keyfile = "": expected a file: certfile and keyfile go together (leave both empty for a generated self-signed certificate)"#,
+            ),
+            (
+                "listeners.ssl.default.peer_cert_as_username = crt",
+                r#"invalid config: listeners.ssl.default.peer_cert_as_username = "crt": expected one of disabled, cn, dn"#,
+            ),
+            (
+                "listeners.ws.default.websocket.mqtt_path = mqtt",
+                r#"invalid config: listeners.ws.default.websocket.mqtt_path = "mqtt": expected an HTTP path starting with /, such as /mqtt"#,
+            ),
+            (
+                "listeners.ws.default.websocket.check_origins = 5",
+                "invalid config: listeners.ws.default.websocket.check_origins = 5: expected a list of strings or a comma-separated string",
+            ),
+            (
+                "listeners.quic.default.idle_timeout = later",
+                r#"invalid config: listeners.quic.default.idle_timeout = "later": expected a duration such as 100ms, 30s, 1m, 2h or 1d (a plain integer is milliseconds), or disabled"#,
+            ),
+            (
+                "listeners.ws.default.bind = 8883",
+                "invalid config: listeners.ws.default.bind = 8883: expected an address no other listener binds (listeners.ssl.default does)",
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(error_of(text, &[]), expected, "for {text}");
+        }
+        // A QUIC (UDP) listener may share its address with a TCP one.
+        load_text("listeners.quic.default.bind = 1883", &[]).unwrap();
     }
 
     #[test]

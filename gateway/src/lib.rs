@@ -5,14 +5,27 @@
 //! line, the log subscriber and the signals. Integration tests use [`Gateway`] directly, with
 //! every listener on port 0, so several gateways can run in one test process.
 
+mod certs;
 mod listener;
+mod quic;
 mod runtime;
+mod tls;
 
-use std::{io, net::SocketAddr, time::Duration};
+use std::{
+    io,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
+use tokio_rustls::TlsAcceptor;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tributary_config::Config;
+use tributary_config::{Config, SslOptions, WebsocketOptions};
 use tributary_protocols::Broker;
+use tributary_websocket::UpgradeConfig;
+
+use listener::{Handshake, TcpListenerSpec, TlsStep};
 
 pub use runtime::broker_config;
 
@@ -39,10 +52,53 @@ pub enum StartError {
     #[error("node.data_dir = {path:?}: cannot create it: {source}")]
     DataDir {
         /// The directory.
-        path: std::path::PathBuf,
+        path: PathBuf,
         /// The OS error.
         source: io::Error,
     },
+    /// A configured certificate, key or CA file cannot be read or parsed.
+    #[error("{key} = {file:?}: {reason}")]
+    Certificate {
+        /// The dotted config key (`listeners.ssl.default.ssl_options.certfile`).
+        key: String,
+        /// The file.
+        file: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// TLS settings that do not work together (versions and ciphers, for example).
+    #[error("{key}: {reason}")]
+    Tls {
+        /// The dotted config key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The self-signed certificate could not be generated or written.
+    #[error("cannot create the self-signed certificate {file:?}: {reason}")]
+    SelfSigned {
+        /// The file.
+        file: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl StartError {
+    pub(crate) fn certificate(key: &str, file: &Path, reason: impl std::fmt::Display) -> Self {
+        Self::Certificate {
+            key: key.to_owned(),
+            file: file.to_path_buf(),
+            reason: reason.to_string(),
+        }
+    }
+
+    pub(crate) fn tls(key: String, reason: impl std::fmt::Display) -> Self {
+        Self::Tls {
+            key,
+            reason: reason.to_string(),
+        }
+    }
 }
 
 /// A running gateway: a broker and its listeners.
@@ -57,7 +113,7 @@ pub struct Gateway {
 /// A listener that is accepting connections.
 #[derive(Debug, Clone)]
 pub struct BoundListener {
-    /// Listener type (`tcp`).
+    /// Listener type: `tcp`, `ssl`, `ws`, `wss` or `quic`.
     pub kind: &'static str,
     /// Listener name from the config (`default`).
     pub name: String,
@@ -66,7 +122,9 @@ pub struct BoundListener {
 }
 
 impl Gateway {
-    /// Creates the data directory, builds the broker and binds every enabled listener.
+    /// Creates the data directory, builds the broker and binds every enabled listener: `tcp`,
+    /// `ssl`, `ws`, `wss` and `quic`. TLS listeners without a configured certificate share a
+    /// self-signed one generated into `<data_dir>/certs/` at first start.
     pub async fn start(config: &Config) -> Result<Self, StartError> {
         let data_dir = &config.node.data_dir;
         std::fs::create_dir_all(data_dir).map_err(|source| StartError::DataDir {
@@ -80,10 +138,14 @@ impl Gateway {
         let stop_accepting = CancellationToken::new();
         let tasks = TaskTracker::new();
         let mut listeners = Vec::new();
-        for (name, tcp) in config.listeners.tcp.iter().filter(|(_, l)| l.enable) {
-            let bound = listener::start_tcp(name, tcp, &broker, &stop_accepting, &tasks).await?;
-            tracing::info!(listener = %format_args!("tcp:{name}"), addr = %bound.addr, "listener started");
-            listeners.push(bound);
+        for spec in tcp_specs(config)? {
+            listeners.push(listener::start(spec, &broker, &stop_accepting, &tasks).await?);
+        }
+        for spec in quic_specs(config)? {
+            listeners.push(quic::start(spec, &broker, &stop_accepting, &tasks)?);
+        }
+        for bound in &listeners {
+            tracing::info!(listener = %format_args!("{}:{}", bound.kind, bound.name), addr = %bound.addr, "listener started");
         }
         let sys = tributary_protocols::SysTopics {
             node: config.node.name.clone(),
@@ -111,9 +173,15 @@ impl Gateway {
 
     /// The address of the TCP listener `name`.
     pub fn tcp_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.addr_of("tcp", name)
+    }
+
+    /// The bound address of the listener `kind` (`tcp`, `ssl`, `ws`, `wss`, `quic`) named
+    /// `name`, if it is running.
+    pub fn addr_of(&self, kind: &str, name: &str) -> Option<SocketAddr> {
         self.listeners
             .iter()
-            .find(|l| l.kind == "tcp" && l.name == name)
+            .find(|l| l.kind == kind && l.name == name)
             .map(|l| l.addr)
     }
 
@@ -133,4 +201,148 @@ impl Gateway {
             );
         }
     }
+}
+
+/// The self-signed identity, generated (or read back) on first use and shared by every TLS
+/// listener of this start.
+struct SelfSigned<'a> {
+    data_dir: &'a Path,
+    loaded: Option<(certs::ServerIdentity, PathBuf)>,
+}
+
+impl SelfSigned<'_> {
+    fn get(&mut self, listener: &str) -> Result<certs::ServerIdentity, StartError> {
+        let (identity, file) = match &self.loaded {
+            Some(loaded) => loaded.clone(),
+            None => {
+                let loaded = certs::self_signed(self.data_dir)?;
+                self.loaded = Some(loaded.clone());
+                loaded
+            }
+        };
+        tls::warn_self_signed(listener, &file);
+        Ok(identity)
+    }
+}
+
+/// The rustls config of one TLS listener.
+fn tls_config(
+    kind: &str,
+    name: &str,
+    options: &SslOptions,
+    self_signed: &mut SelfSigned<'_>,
+) -> Result<rustls::ServerConfig, StartError> {
+    let key = tls::listener_key(kind, name);
+    tls::server_config(&key, options, &mut || self_signed.get(&key))
+}
+
+/// The WebSocket upgrade settings of a `ws` or `wss` listener. A message may hold one packet
+/// of `mqtt.max_packet_size` (plus its fixed header): larger ones are refused by the WebSocket
+/// layer before they are buffered whole.
+fn upgrade_config(options: &WebsocketOptions, config: &Config) -> UpgradeConfig {
+    let max_packet = usize::try_from(config.mqtt.max_packet_size.bytes()).unwrap_or(usize::MAX);
+    UpgradeConfig {
+        path: options.mqtt_path.clone(),
+        subprotocols: options.supported_subprotocols.clone(),
+        fail_if_no_subprotocol: options.fail_if_no_subprotocol,
+        check_origins: options
+            .check_origin_enable
+            .then(|| options.check_origins.clone()),
+        allow_origin_absence: options.allow_origin_absence,
+        proxy_address_header: Some(options.proxy_address_header.clone()).filter(|h| !h.is_empty()),
+        max_message_size: max_packet.saturating_add(5),
+    }
+}
+
+fn limit(max: tributary_config::Limit) -> u64 {
+    max.max().unwrap_or(u64::MAX)
+}
+
+/// Every enabled TCP-based listener, with its handshake.
+fn tcp_specs(config: &Config) -> Result<Vec<TcpListenerSpec>, StartError> {
+    let listeners = &config.listeners;
+    let mut self_signed = SelfSigned {
+        data_dir: &config.node.data_dir,
+        loaded: None,
+    };
+    // A plain WebSocket upgrade is bounded like a socket that never sends CONNECT.
+    let ws_timeout = config.mqtt.idle_timeout;
+    let mut specs = Vec::new();
+    for (name, l) in listeners.tcp.iter().filter(|(_, l)| l.enable) {
+        specs.push(TcpListenerSpec {
+            kind: "tcp",
+            name: name.clone(),
+            bind: l.bind,
+            max_connections: limit(l.max_connections),
+            handshake: Handshake::Plain,
+            handshake_timeout: Duration::MAX,
+        });
+    }
+    for (name, l) in listeners.ssl.iter().filter(|(_, l)| l.enable) {
+        let tls = tls_config("ssl", name, &l.ssl_options, &mut self_signed)?;
+        specs.push(TcpListenerSpec {
+            kind: "ssl",
+            name: name.clone(),
+            bind: l.bind,
+            max_connections: limit(l.max_connections),
+            handshake: Handshake::Tls(TlsStep {
+                acceptor: TlsAcceptor::from(Arc::new(tls)),
+                username_from_cert: tls::cert_field(l.peer_cert_as_username),
+                client_id_from_cert: tls::cert_field(l.peer_cert_as_clientid),
+            }),
+            handshake_timeout: l.ssl_options.handshake_timeout,
+        });
+    }
+    for (name, l) in listeners.ws.iter().filter(|(_, l)| l.enable) {
+        specs.push(TcpListenerSpec {
+            kind: "ws",
+            name: name.clone(),
+            bind: l.bind,
+            max_connections: limit(l.max_connections),
+            handshake: Handshake::Ws(upgrade_config(&l.websocket, config)),
+            handshake_timeout: ws_timeout,
+        });
+    }
+    for (name, l) in listeners.wss.iter().filter(|(_, l)| l.enable) {
+        let tls = tls_config("wss", name, &l.ssl_options, &mut self_signed)?;
+        specs.push(TcpListenerSpec {
+            kind: "wss",
+            name: name.clone(),
+            bind: l.bind,
+            max_connections: limit(l.max_connections),
+            handshake: Handshake::Wss(
+                TlsStep {
+                    acceptor: TlsAcceptor::from(Arc::new(tls)),
+                    username_from_cert: tls::cert_field(l.peer_cert_as_username),
+                    client_id_from_cert: tls::cert_field(l.peer_cert_as_clientid),
+                },
+                upgrade_config(&l.websocket, config),
+            ),
+            handshake_timeout: l.ssl_options.handshake_timeout,
+        });
+    }
+    Ok(specs)
+}
+
+/// Every enabled QUIC listener.
+fn quic_specs(config: &Config) -> Result<Vec<quic::QuicListenerSpec>, StartError> {
+    let mut self_signed = SelfSigned {
+        data_dir: &config.node.data_dir,
+        loaded: None,
+    };
+    let mut specs = Vec::new();
+    for (name, l) in config.listeners.quic.iter().filter(|(_, l)| l.enable) {
+        specs.push(quic::QuicListenerSpec {
+            name: name.clone(),
+            bind: l.bind,
+            max_connections: limit(l.max_connections),
+            tls: tls_config("quic", name, &l.ssl_options, &mut self_signed)?,
+            idle_timeout: l.idle_timeout,
+            keep_alive_interval: l.keep_alive_interval,
+            handshake_timeout: l.ssl_options.handshake_timeout,
+            username_from_cert: tls::cert_field(l.peer_cert_as_username),
+            client_id_from_cert: tls::cert_field(l.peer_cert_as_clientid),
+        });
+    }
+    Ok(specs)
 }

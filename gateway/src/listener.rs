@@ -1,6 +1,10 @@
-//! TCP listeners: accept, apply the connection limit, hand the stream to the MQTT driver.
+//! The TCP listeners (`tcp`, `ssl`, `ws`, `wss`): one accept loop for all of them. Each
+//! accepted socket goes through its listener's [`Handshake`] (nothing, TLS, a WebSocket
+//! upgrade, or both) under a time limit, and the byte stream that comes out is handed to the
+//! one MQTT driver, [`serve_mqtt`]. No transport knows MQTT.
 
 use std::{
+    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -8,54 +12,97 @@ use std::{
     time::Duration,
 };
 
-use tokio::net::TcpListener;
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::{TcpListener, TcpStream},
+};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tributary_config::TcpListener as TcpListenerConfig;
-use tributary_protocols::{Broker, ConnectionInfo, serve_mqtt};
+use tributary_protocols::{Broker, CertField, ConnectionInfo, PeerCert, serve_mqtt};
+use tributary_websocket::{UpgradeConfig, UpgradeError};
 
-use crate::{BoundListener, StartError};
+use crate::{BoundListener, StartError, tls};
+
+/// What a listener does to an accepted socket before MQTT starts.
+pub(crate) enum Handshake {
+    /// Plain TCP: nothing.
+    Plain,
+    /// TLS.
+    Tls(TlsStep),
+    /// A WebSocket upgrade.
+    Ws(UpgradeConfig),
+    /// TLS, then a WebSocket upgrade over it.
+    Wss(TlsStep, UpgradeConfig),
+}
+
+/// The TLS step of a listener, with what it makes of the client certificate.
+pub(crate) struct TlsStep {
+    pub(crate) acceptor: TlsAcceptor,
+    pub(crate) username_from_cert: Option<CertField>,
+    pub(crate) client_id_from_cert: Option<CertField>,
+}
+
+/// Why a handshake failed; logged with the listener and the peer.
+#[derive(Debug, thiserror::Error)]
+enum HandshakeError {
+    #[error("TLS handshake failed: {0}")]
+    Tls(std::io::Error),
+    #[error("{0}")]
+    WebSocket(#[from] UpgradeError),
+    #[error("handshake not finished within {0:?}")]
+    Timeout(Duration),
+}
+
+/// A TCP listener's settings, resolved.
+pub(crate) struct TcpListenerSpec {
+    /// Listener type: `tcp`, `ssl`, `ws` or `wss`.
+    pub(crate) kind: &'static str,
+    pub(crate) name: String,
+    pub(crate) bind: SocketAddr,
+    pub(crate) max_connections: u64,
+    pub(crate) handshake: Handshake,
+    /// How long the handshake may take.
+    pub(crate) handshake_timeout: Duration,
+}
 
 /// Binds a TCP listener and spawns its accept loop.
-pub(crate) async fn start_tcp(
-    name: &str,
-    config: &TcpListenerConfig,
+pub(crate) async fn start(
+    spec: TcpListenerSpec,
     broker: &Broker,
     stop: &CancellationToken,
     tasks: &TaskTracker,
 ) -> Result<BoundListener, StartError> {
     let bind_error = |source| StartError::Bind {
-        kind: "tcp",
-        name: name.to_owned(),
-        addr: config.bind,
+        kind: spec.kind,
+        name: spec.name.clone(),
+        addr: spec.bind,
         source,
     };
-    let listener = TcpListener::bind(config.bind).await.map_err(bind_error)?;
+    let listener = TcpListener::bind(spec.bind).await.map_err(bind_error)?;
     let addr = listener.local_addr().map_err(bind_error)?;
-    let label: Arc<str> = Arc::from(format!("tcp:{name}"));
-    let max_connections = config.max_connections.max().unwrap_or(u64::MAX);
+    let bound = BoundListener {
+        kind: spec.kind,
+        name: spec.name.clone(),
+        addr,
+    };
     tasks.spawn(accept_loop(
         listener,
-        label,
-        max_connections,
+        Arc::new(spec),
         broker.clone(),
         stop.clone(),
         tasks.clone(),
     ));
-    Ok(BoundListener {
-        kind: "tcp",
-        name: name.to_owned(),
-        addr,
-    })
+    Ok(bound)
 }
 
 async fn accept_loop(
     listener: TcpListener,
-    label: Arc<str>,
-    max_connections: u64,
+    spec: Arc<TcpListenerSpec>,
     broker: Broker,
     stop: CancellationToken,
     tasks: TaskTracker,
 ) {
+    let label: Arc<str> = Arc::from(format!("{}:{}", spec.kind, spec.name));
     let open = Arc::new(AtomicU64::new(0));
     loop {
         let accepted = tokio::select! {
@@ -71,8 +118,8 @@ async fn accept_loop(
                 continue;
             }
         };
-        if open.load(Ordering::Relaxed) >= max_connections {
-            tracing::warn!(listener = %label, %peer, max_connections, "connection refused: listener at max_connections");
+        if open.load(Ordering::Relaxed) >= spec.max_connections {
+            tracing::warn!(listener = %label, %peer, max_connections = spec.max_connections, "connection refused: listener at max_connections");
             drop(stream);
             continue;
         }
@@ -80,24 +127,132 @@ async fn accept_loop(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
         }
-        let info = ConnectionInfo {
-            peer,
-            listener: Arc::clone(&label),
-        };
+        let info = ConnectionInfo::new(peer, Arc::clone(&label), spec.kind);
         let guard = ConnectionGuard::new(&open);
         let broker = broker.clone();
+        let spec = Arc::clone(&spec);
         tasks.spawn(async move {
-            serve_mqtt(stream, info, broker).await;
+            serve(stream, info, &spec, broker).await;
             drop(guard);
         });
     }
 }
 
+/// Runs the listener's handshake on `stream`, then MQTT on what it yields.
+async fn serve(
+    stream: TcpStream,
+    mut info: ConnectionInfo,
+    spec: &TcpListenerSpec,
+    broker: Broker,
+) {
+    let limit = spec.handshake_timeout;
+    match &spec.handshake {
+        Handshake::Plain => serve_mqtt(stream, info, broker).await,
+        Handshake::Tls(step) => {
+            let established = bounded(limit, accept_tls(step, stream)).await;
+            match established {
+                Ok((stream, cert)) => {
+                    step.apply(&mut info, cert);
+                    serve_mqtt(stream, info, broker).await;
+                }
+                Err(error) => log_failure(&info, &error),
+            }
+        }
+        Handshake::Ws(ws) => match bounded(limit, accept_ws(ws, stream)).await {
+            Ok((stream, forwarded)) => {
+                apply_forwarded(&mut info, forwarded);
+                serve_mqtt(stream, info, broker).await;
+            }
+            Err(error) => log_failure(&info, &error),
+        },
+        Handshake::Wss(step, ws) => {
+            let established = bounded(limit, async {
+                let (stream, cert) = accept_tls(step, stream).await?;
+                let (stream, forwarded) = accept_ws(ws, stream).await?;
+                Ok((stream, cert, forwarded))
+            })
+            .await;
+            match established {
+                Ok((stream, cert, forwarded)) => {
+                    step.apply(&mut info, cert);
+                    apply_forwarded(&mut info, forwarded);
+                    serve_mqtt(stream, info, broker).await;
+                }
+                Err(error) => log_failure(&info, &error),
+            }
+        }
+    }
+}
+
+impl TlsStep {
+    /// Records the verified certificate and what the listener makes of it.
+    fn apply(&self, info: &mut ConnectionInfo, cert: Option<Arc<PeerCert>>) {
+        info.peer_cert = cert;
+        info.username_from_cert = self.username_from_cert;
+        info.client_id_from_cert = self.client_id_from_cert;
+    }
+}
+
+/// The handshake `step`, given `limit` to finish: a stalled handshake (slowloris) is dropped.
+async fn bounded<T>(
+    limit: Duration,
+    step: impl Future<Output = Result<T, HandshakeError>>,
+) -> Result<T, HandshakeError> {
+    tokio::time::timeout(limit, step)
+        .await
+        .unwrap_or(Err(HandshakeError::Timeout(limit)))
+}
+
+async fn accept_tls(
+    step: &TlsStep,
+    stream: TcpStream,
+) -> Result<
+    (
+        tokio_rustls::server::TlsStream<TcpStream>,
+        Option<Arc<PeerCert>>,
+    ),
+    HandshakeError,
+> {
+    let stream = step
+        .acceptor
+        .accept(stream)
+        .await
+        .map_err(HandshakeError::Tls)?;
+    let cert = tls::peer_cert(stream.get_ref().1.peer_certificates());
+    Ok((stream, cert))
+}
+
+async fn accept_ws<S: AsyncRead + AsyncWrite + Unpin>(
+    config: &UpgradeConfig,
+    stream: S,
+) -> Result<
+    (
+        tributary_websocket::WsByteStream<S>,
+        Option<std::net::IpAddr>,
+    ),
+    HandshakeError,
+> {
+    let upgraded = tributary_websocket::accept(stream, config).await?;
+    Ok((upgraded.stream, upgraded.forwarded_for))
+}
+
+/// Behind a trusted proxy, the client is the address the proxy reported; its port is unknown.
+fn apply_forwarded(info: &mut ConnectionInfo, forwarded: Option<std::net::IpAddr>) {
+    if let Some(ip) = forwarded {
+        tracing::debug!(listener = %info.listener, proxy = %info.peer, client = %ip, "client address from the proxy header");
+        info.peer = SocketAddr::new(ip, 0);
+    }
+}
+
+fn log_failure(info: &ConnectionInfo, error: &HandshakeError) {
+    tracing::info!(listener = %info.listener, peer = %info.peer, reason = %error, "connection closed before MQTT");
+}
+
 /// Counts a listener's open connections, down again however the task ends.
-struct ConnectionGuard(Arc<AtomicU64>);
+pub(crate) struct ConnectionGuard(Arc<AtomicU64>);
 
 impl ConnectionGuard {
-    fn new(open: &Arc<AtomicU64>) -> Self {
+    pub(crate) fn new(open: &Arc<AtomicU64>) -> Self {
         open.fetch_add(1, Ordering::Relaxed);
         Self(Arc::clone(open))
     }

@@ -305,6 +305,17 @@ impl Connection {
         &self.client_id
     }
 
+    /// Replaces the client id of the CONNECT being answered, for a server that imposes one
+    /// (EMQX's `peer_cert_as_clientid`): the session, the Will's publisher and the logs use
+    /// `client_id` from here on. Call it between the [`Request::Connect`] and
+    /// [`Connection::handle_connect_result`]; the caller has validated `client_id`.
+    pub fn impose_client_id(&mut self, client_id: ByteStr) {
+        if let Some(will) = &mut self.will {
+            will.message.publisher = client_id.clone();
+        }
+        self.client_id = client_id;
+    }
+
     /// Whether CONNECT was accepted and the connection is live.
     pub fn is_connected(&self) -> bool {
         self.state == State::Connected

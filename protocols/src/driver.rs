@@ -1,6 +1,6 @@
 //! [`serve_mqtt`]: the one MQTT connection driver, for every transport.
 
-use std::{future::pending, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::pending, io, net::SocketAddr, sync::Arc, time::Duration};
 
 use bytes::BytesMut;
 use tokio::{
@@ -9,12 +9,13 @@ use tokio::{
 };
 use tributary_mqtt_core::{
     ByteStr, Packet, ReasonCode,
-    connection::{Close, CloseKind, Connection, Request},
+    connection::{Close, CloseKind, ConnectResult, Connection, Request},
 };
 
 use crate::{
     broker::{Attachment, Broker, now},
     hooks::AuthRequest,
+    peer_cert::{CertField, PeerCert},
     registry::Kick,
     stats::Stats,
 };
@@ -43,10 +44,64 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ByteStream for T {}
 /// Who is on the other end of a stream.
 #[derive(Debug, Clone)]
 pub struct ConnectionInfo {
-    /// Remote address.
+    /// Remote address (for WebSocket behind a trusted proxy, the address the proxy reported).
     pub peer: SocketAddr,
     /// The listener that accepted it, as `type:name` (`tcp:default`).
     pub listener: Arc<str>,
+    /// The transport: `tcp`, `ssl`, `ws`, `wss` or `quic`.
+    pub transport: &'static str,
+    /// The client certificate the TLS transport verified, if the client sent one.
+    pub peer_cert: Option<Arc<PeerCert>>,
+    /// With `peer_cert_as_username`: the certificate field that replaces the CONNECT user
+    /// name. A client without a usable one is refused (0x86).
+    pub username_from_cert: Option<CertField>,
+    /// With `peer_cert_as_clientid`: the certificate field that replaces the CONNECT client id.
+    /// A client without a usable one is refused (0x85).
+    pub client_id_from_cert: Option<CertField>,
+}
+
+impl ConnectionInfo {
+    /// A connection with no certificate and no substitutions.
+    pub fn new(peer: SocketAddr, listener: Arc<str>, transport: &'static str) -> Self {
+        Self {
+            peer,
+            listener,
+            transport,
+            peer_cert: None,
+            username_from_cert: None,
+            client_id_from_cert: None,
+        }
+    }
+
+    /// The user name and client id the certificate imposes, validated; `Err` is the CONNACK
+    /// reason code for a client that lacks a usable one.
+    fn cert_identity(
+        &self,
+        max_clientid_len: usize,
+    ) -> Result<(Option<ByteStr>, Option<ByteStr>), ReasonCode> {
+        let pick = |field: Option<CertField>, refuse: ReasonCode| match field {
+            None => Ok(None),
+            Some(field) => self
+                .peer_cert
+                .as_deref()
+                .and_then(|cert| cert.identity(field))
+                .map(|value| Some(ByteStr::from(value)))
+                .ok_or(refuse),
+        };
+        let username = pick(
+            self.username_from_cert,
+            ReasonCode::BAD_USERNAME_OR_PASSWORD,
+        )?;
+        let client_id = pick(
+            self.client_id_from_cert,
+            ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
+        )?
+        .filter(|id| id.len() <= max_clientid_len);
+        if self.client_id_from_cert.is_some() && client_id.is_none() {
+            return Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+        }
+        Ok((username, client_id))
+    }
 }
 
 /// Serves one MQTT connection until it ends: decodes, answers, routes the client's publishes,
@@ -92,6 +147,7 @@ impl Driver {
     {
         let mut input = BytesMut::new();
         let mut read_chunk = MIN_READ_CHUNK;
+        let mut unflushed = false;
         let shutdown = self.broker.shutdown_token().clone();
         loop {
             if let Err(close) = self.process_input(&mut input).await {
@@ -127,9 +183,17 @@ impl Driver {
                     return self.conn.close(CloseKind::ServerShutdown, ReasonCode::SERVER_SHUTTING_DOWN);
                 }
                 kick = next_kick(kicks) => return self.conn.close(kick.kind, kick.code),
-                written = writer.write(self.conn.transmit()), if pending_out > 0 => match written {
-                    Ok(0) | Err(_) => return self.conn.handle_socket_closed(),
-                    Ok(n) => self.conn.advance_transmit(n),
+                // TLS, WebSocket and QUIC streams may hold accepted bytes in their own buffers
+                // (a TLS record the socket would not take yet, a WebSocket frame): once the
+                // transmit buffer is empty, they are flushed, or the peer could wait forever for
+                // the tail of a reply. A flush of a TCP stream is a no-op.
+                sent = write_or_flush(writer, self.conn.transmit()), if pending_out > 0 || unflushed => match sent {
+                    Ok(Sent::Wrote(0)) | Err(_) => return self.conn.handle_socket_closed(),
+                    Ok(Sent::Wrote(n)) => {
+                        self.conn.advance_transmit(n);
+                        unflushed = true;
+                    }
+                    Ok(Sent::Flushed) => unflushed = false,
                 },
                 read = reader.read_buf(&mut input), if pending_out < HIGH_WATER => match read {
                     Ok(0) | Err(_) => return self.conn.handle_socket_closed(),
@@ -166,13 +230,37 @@ impl Driver {
 
     async fn execute(&mut self, request: Request) -> Result<(), Close> {
         match request {
-            Request::Connect(request) => {
+            Request::Connect(mut request) => {
+                let max_clientid_len = self.broker.config().mqtt.max_clientid_len;
+                match self.info.cert_identity(max_clientid_len) {
+                    Ok((username, client_id)) => {
+                        if username.is_some() {
+                            request.username = username;
+                        }
+                        if let Some(client_id) = client_id {
+                            if let Some(will) = &mut request.will {
+                                will.message.publisher = client_id.clone();
+                            }
+                            self.conn.impose_client_id(client_id.clone());
+                            request.client_id = client_id;
+                            request.assigned_client_id = false;
+                        }
+                    }
+                    Err(code) => {
+                        tracing::info!(peer = %self.info.peer, listener = %self.info.listener, %code, "refused: the client certificate gives no usable user name or client id");
+                        self.conn
+                            .handle_connect_result(now(), ConnectResult::Refused(code))?;
+                        return Ok(());
+                    }
+                }
                 let auth = AuthRequest {
                     client_id: request.client_id.clone(),
                     username: request.username.clone(),
                     password: request.password.clone(),
                     peer: self.info.peer,
                     listener: self.info.listener.to_string(),
+                    transport: self.info.transport,
+                    peer_cert: self.info.peer_cert.clone(),
                 };
                 let (result, attachment) = self.broker.connect(&request, auth).await;
                 self.username = request.username.clone();
@@ -182,6 +270,7 @@ impl Driver {
                     client_id = %request.client_id,
                     peer = %self.info.peer,
                     listener = %self.info.listener,
+                    transport = self.info.transport,
                     version = ?request.version,
                     clean_start = request.clean_start,
                     "client connected"
@@ -316,6 +405,23 @@ impl Driver {
     }
 }
 
+/// What one [`write_or_flush`] did.
+enum Sent {
+    /// Wrote this many bytes.
+    Wrote(usize),
+    /// Flushed what the stream had buffered.
+    Flushed,
+}
+
+/// Writes `out` if there is anything to write, and flushes the stream otherwise.
+async fn write_or_flush<W: AsyncWrite + Unpin>(writer: &mut W, out: &[u8]) -> io::Result<Sent> {
+    if out.is_empty() {
+        writer.flush().await.map(|()| Sent::Flushed)
+    } else {
+        writer.write(out).await.map(Sent::Wrote)
+    }
+}
+
 async fn next_kick(kicks: Option<&mut mpsc::Receiver<Kick>>) -> Kick {
     if let Some(kicks) = kicks {
         if let Some(kick) = kicks.recv().await {
@@ -336,5 +442,60 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(cn: Option<&str>) -> ConnectionInfo {
+        let mut info = ConnectionInfo::new(
+            SocketAddr::from(([127, 0, 0, 1], 1)),
+            Arc::from("ssl:default"),
+            "ssl",
+        );
+        info.peer_cert = Some(Arc::new(PeerCert {
+            common_name: cn.map(str::to_owned),
+            subject: cn.map_or_else(|| "O=x".to_owned(), |cn| format!("CN={cn}")),
+            der: bytes::Bytes::new(),
+        }));
+        info
+    }
+
+    #[test]
+    fn certificate_identities_are_validated() {
+        let mut good = info(Some("dev1"));
+        good.client_id_from_cert = Some(CertField::CommonName);
+        good.username_from_cert = Some(CertField::Subject);
+        let (username, client_id) = good.cert_identity(64).unwrap();
+        assert_eq!(username.as_deref(), Some("CN=dev1"));
+        assert_eq!(client_id.as_deref(), Some("dev1"));
+        assert_eq!(
+            good.cert_identity(3).unwrap_err(),
+            ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
+            "longer than max_clientid_len"
+        );
+
+        let mut bad_id = info(Some("a#"));
+        bad_id.client_id_from_cert = Some(CertField::CommonName);
+        assert_eq!(
+            bad_id.cert_identity(64).unwrap_err(),
+            ReasonCode::CLIENT_IDENTIFIER_NOT_VALID
+        );
+        let mut no_cn = info(None);
+        no_cn.username_from_cert = Some(CertField::CommonName);
+        assert_eq!(
+            no_cn.cert_identity(64).unwrap_err(),
+            ReasonCode::BAD_USERNAME_OR_PASSWORD
+        );
+        let mut no_cert = info(None);
+        no_cert.peer_cert = None;
+        no_cert.client_id_from_cert = Some(CertField::Subject);
+        assert_eq!(
+            no_cert.cert_identity(64).unwrap_err(),
+            ReasonCode::CLIENT_IDENTIFIER_NOT_VALID
+        );
+        assert_eq!(info(Some("x")).cert_identity(64).unwrap(), (None, None));
     }
 }

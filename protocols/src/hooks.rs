@@ -1,9 +1,11 @@
 //! [`Hooks`]: where authentication and authorization plug into the broker.
 
-use std::{future::Future, net::SocketAddr, pin::Pin};
+use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc};
 
 use bytes::Bytes;
 use tributary_mqtt_core::{ByteStr, ReasonCode};
+
+use crate::PeerCert;
 
 /// A boxed, sendable future (what async hook methods return).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -11,9 +13,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// What a client presented when it connected.
 #[derive(Debug, Clone)]
 pub struct AuthRequest {
-    /// Client id.
+    /// Client id: the client's, or the certificate's with `peer_cert_as_clientid`.
     pub client_id: ByteStr,
-    /// User name, if any.
+    /// User name, if any: the client's, or the certificate's with `peer_cert_as_username`.
     pub username: Option<ByteStr>,
     /// Password, if any.
     pub password: Option<Bytes>,
@@ -21,6 +23,10 @@ pub struct AuthRequest {
     pub peer: SocketAddr,
     /// Listener that accepted the connection (`tcp:default`).
     pub listener: String,
+    /// Transport: `tcp`, `ssl`, `ws`, `wss` or `quic`.
+    pub transport: &'static str,
+    /// The client certificate the TLS transport verified, if the client sent one.
+    pub peer_cert: Option<Arc<PeerCert>>,
 }
 
 /// Authentication and authorization. The default, [`AllowAll`], lets everyone in and allows

@@ -5,8 +5,9 @@
 //!   directly: a publish is routed by the publisher's own task into each subscriber's bounded
 //!   [`Mailbox`], so there is no central router task and routing runs on every core.
 //! - [`serve_mqtt`]: the one MQTT connection driver, a small `select!` loop around the sans-IO
-//!   `Connection` of `tributary-mqtt-core`, fed by any [`ByteStream`] (TCP today; TLS,
-//!   WebSocket and QUIC streams later).
+//!   `Connection` of `tributary-mqtt-core`, fed by any [`ByteStream`]: TCP, TLS, WebSocket and
+//!   QUIC streams alike. A transport hands over the stream and a [`ConnectionInfo`] (who is on
+//!   the other end, through which listener, with which verified certificate) and nothing else.
 //! - [`Hooks`]: authentication and authorization, allow-all by default.
 //! - [`run_sys_topics`]: the broker's own `$SYS/brokers/<node>/...` messages.
 //!
@@ -17,6 +18,7 @@ mod broker;
 mod driver;
 mod hooks;
 mod mailbox;
+mod peer_cert;
 mod registry;
 mod stats;
 mod sys;
@@ -25,5 +27,6 @@ pub use broker::{AutoSubscribe, Broker, BrokerConfig};
 pub use driver::{ByteStream, ConnectionInfo, serve_mqtt};
 pub use hooks::{AllowAll, AuthRequest, BoxFuture, Hooks};
 pub use mailbox::Mailbox;
+pub use peer_cert::{CertField, PeerCert};
 pub use stats::Stats;
 pub use sys::{SysTopics, run_sys_topics};

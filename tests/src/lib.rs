@@ -1,15 +1,26 @@
-//! Support for the integration tests: a gateway on loopback port 0, one per test.
+//! Support for the integration tests: a gateway on loopback port 0, one per test, and clients
+//! for every transport.
 //!
 //! Every test starts its own [`TestGateway`] (no shared state between tests), configured from
-//! the embedded defaults with the TCP listener on `127.0.0.1:0` and a private data directory.
-//! Test support fails loudly: a gateway that cannot start is a failed test.
+//! the embedded defaults with every listener (tcp, ssl, ws, wss, quic) on `127.0.0.1:0` and a
+//! private data directory, where the TLS listeners' self-signed certificate is generated.
+//! Test support fails loudly: a gateway that cannot start, or a client that cannot connect, is a
+//! failed test.
 
-#![allow(clippy::panic)]
+// Test support: a failure is a failed test, so panicking is the point.
+#![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
+
+pub mod mqtt;
+pub mod pki;
+pub mod transports;
 
 use std::{
     net::SocketAddr,
-    path::PathBuf,
-    sync::atomic::{AtomicU64, Ordering},
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use tributary_config::Config;
@@ -36,6 +47,30 @@ impl TestGateway {
         (self.addr.ip().to_string(), self.addr.port())
     }
 
+    /// The bound address of listener `kind` (`tcp`, `ssl`, `ws`, `wss`, `quic`) named `name`.
+    pub fn addr_of(&self, kind: &str, name: &str) -> SocketAddr {
+        self.gateway
+            .addr_of(kind, name)
+            .unwrap_or_else(|| panic!("no {kind}:{name} listener"))
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The self-signed certificate the TLS listeners serve when none is configured, PEM; a
+    /// client trusts it as its root.
+    pub fn self_signed_pem(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("certs/self-signed.pem"))
+            .expect("the self-signed certificate")
+    }
+
+    /// A rustls client config that trusts the self-signed certificate.
+    pub fn client_tls(&self) -> Arc<rustls::ClientConfig> {
+        transports::client_tls(&self.self_signed_pem(), None)
+    }
+
     /// Graceful shutdown (clients get DISCONNECT 0x8B), then the data directory is removed.
     pub async fn shutdown(self) {
         self.gateway.shutdown().await;
@@ -43,18 +78,27 @@ impl TestGateway {
     }
 }
 
-/// A test config: defaults, TCP on `127.0.0.1:0`, a fresh data directory.
-pub fn test_config() -> Config {
+/// A fresh directory under the system temp directory, unique in this process.
+pub fn temp_dir(purpose: &str) -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let mut config = Config::default();
-    config.node.data_dir = std::env::temp_dir().join(format!(
-        "tributary-test-{}-{}",
+    std::env::temp_dir().join(format!(
+        "tributary-{purpose}-{}-{}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    for listener in config.listeners.tcp.values_mut() {
-        listener.bind = SocketAddr::from(([127, 0, 0, 1], 0));
-    }
+    ))
+}
+
+/// A test config: defaults, every listener on `127.0.0.1:0`, a fresh data directory.
+pub fn test_config() -> Config {
+    let mut config = Config::default();
+    config.node.data_dir = temp_dir("test");
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let listeners = &mut config.listeners;
+    listeners.tcp.values_mut().for_each(|l| l.bind = loopback);
+    listeners.ssl.values_mut().for_each(|l| l.bind = loopback);
+    listeners.ws.values_mut().for_each(|l| l.bind = loopback);
+    listeners.wss.values_mut().for_each(|l| l.bind = loopback);
+    listeners.quic.values_mut().for_each(|l| l.bind = loopback);
     config
 }
 
