@@ -1,4 +1,4 @@
-"""paho-mqtt (Python) against a running Tributary: python3 paho_test.py HOST PORT.
+"""paho-mqtt (Python) against a running Tributary: python3 paho_test.py HOST PORT SSL_PORT CAFILE.
 
 Each check connects real paho clients over TCP and asserts what they receive. Every wait is
 bounded. Prints one line per check and a closing "N passed, N failed" line; exits non-zero on
@@ -15,6 +15,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 HOST, PORT = sys.argv[1], int(sys.argv[2])
+SSL_PORT, CAFILE = int(sys.argv[3]), sys.argv[4]
 WAIT = 5.0
 
 
@@ -238,6 +239,29 @@ def _assigned():
     assert getattr(props, "AssignedClientIdentifier", ""), "no Assigned Client Identifier"
     client.disconnect()
     client.loop_stop()
+
+
+for label, version in VERSIONS.items():
+
+    @check(f"{label} over TLS, certificate verified against the broker's CA")
+    def _tls(version=version, label=label):
+        received = queue.Queue()
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"paho-tls-{label}", protocol=version)
+        # The broker's self-signed certificate names localhost and 127.0.0.1: verified in full.
+        client.tls_set(ca_certs=CAFILE)
+        connected = queue.Queue()
+        client.on_connect = lambda c, u, f, rc, p: connected.put(rc)
+        client.on_message = lambda c, u, m: received.put(m)
+        client.connect(HOST, SSL_PORT, 30)
+        client.loop_start()
+        rc = connected.get(timeout=WAIT)
+        assert not rc.is_failure, rc
+        client.subscribe(f"interop/paho/tls/{label}", qos=1)
+        time.sleep(0.2)
+        client.publish(f"interop/paho/tls/{label}", b"sealed", qos=1).wait_for_publish(timeout=WAIT)
+        assert received.get(timeout=WAIT).payload == b"sealed"
+        client.disconnect()
+        client.loop_stop()
 
 
 passed = sum(results)
