@@ -1,10 +1,10 @@
 //! Keep alive and idle timeout on the wire (RELIABILITY.md tests 28, 29, 33).
 
-mod common_raw;
+mod common;
 
 use std::time::Duration;
 
-use common_raw::*;
+use common::raw::*;
 use tokio::time::Instant;
 use tributary_tests::{start_gateway, start_gateway_with};
 

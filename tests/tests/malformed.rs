@@ -2,11 +2,11 @@
 //! and 16). Each test checks the exact answer, that the connection is closed where it must
 //! be, and that the broker still serves other clients afterwards.
 
-mod common_raw;
+mod common;
 
 use std::time::Duration;
 
-use common_raw::*;
+use common::raw::*;
 use tributary_config::units::ByteSize;
 use tributary_tests::{start_gateway, start_gateway_with};
 

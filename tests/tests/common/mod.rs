@@ -19,6 +19,8 @@ use tokio::{
 };
 use tributary_tests::TestGateway;
 
+pub mod raw;
+
 /// How long any single wait may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(5);
 
