@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::raw::*;
+use common::{WAIT, raw::*};
 use tokio::time::Instant;
 use tributary_config::Limit;
 use tributary_tests::start_gateway_with;
