@@ -599,8 +599,15 @@ impl Raw {
 
     /// Reads one packet and checks its exact bytes.
     pub async fn expect(&mut self, bytes: &[u8]) {
-        let packet = self.recv().await;
-        assert_eq!(packet.bytes, bytes, "unexpected packet");
+        self.expect_within(bytes, WAIT).await;
+    }
+
+    /// Reads one packet within `within` and checks its exact bytes.
+    pub async fn expect_within(&mut self, bytes: &[u8], within: Duration) {
+        match self.read(within).await {
+            Read::Packet(packet) => assert_eq!(packet.bytes, bytes, "unexpected packet"),
+            other => panic!("expected {bytes:02x?}, got {other:?}"),
+        }
     }
 
     /// Asserts that the broker closes the connection within `within`, sending nothing more.
