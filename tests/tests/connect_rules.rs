@@ -1,8 +1,8 @@
 //! CONNECT rules on the wire: client ids, authentication methods, keep alive limits.
 
-mod common_raw;
+mod common;
 
-use common_raw::*;
+use common::raw::*;
 use tributary_tests::{start_gateway, start_gateway_with};
 
 #[tokio::test]

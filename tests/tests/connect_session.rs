@@ -3,7 +3,10 @@
 
 mod common;
 
-use common::*;
+use common::{
+    raw::{Raw, connect_v5, connect_v5_with, connect_v311, packet, subscribe},
+    *,
+};
 use rumqttc::v5::mqttbytes::{QoS as Q5, v5::DisconnectReasonCode};
 use rumqttc::{QoS, SubscribeReasonCode};
 use tributary_tests::start_gateway;
@@ -44,10 +47,10 @@ async fn v4_empty_client_id_with_clean_session_is_accepted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v4_empty_client_id_without_clean_session_is_refused() {
     let gw = start_gateway().await;
-    let (mut raw, connack) = raw_connect(&gw, &connect_v4("", false, 30)).await;
+    let (mut raw, connack) = Raw::handshake(gw.addr, &connect_v311("", false, 30)).await;
     // Return code 0x02: identifier rejected.
     assert_eq!(connack.body, vec![0, 2]);
-    assert!(raw.recv().await.is_none(), "connection must be closed");
+    raw.expect_closed().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,26 +202,25 @@ async fn v5_session_expiry_set_to_zero_on_disconnect_discards_the_session() {
     // rumqttc cannot put properties on DISCONNECT: raw bytes.
     let session_expiry_60 = [0x11, 0, 0, 0, 60];
     let (mut raw, connack) =
-        raw_connect(&gw, &connect_v5("upd", true, 30, &session_expiry_60, None)).await;
+        Raw::handshake(gw.addr, &connect_v5("upd", 30, &session_expiry_60)).await;
     assert_eq!(connack.body[..2], [0, 0]);
-    raw.send(&subscribe(1, &[("upd/t", 1)], true)).await;
-    assert_eq!(raw.expect_kind(9).await.body, vec![0, 1, 0, 1]);
+    raw.send(&subscribe(true, 1, &[("upd/t", 1)])).await;
+    assert_eq!(raw.recv_kind(9).await.body, vec![0, 1, 0, 1]);
     // DISCONNECT 0x00 with Session Expiry Interval = 0.
     raw.send(&packet(0xe0, &[0x00, 5, 0x11, 0, 0, 0, 0])).await;
-    assert!(raw.recv().await.is_none());
+    raw.expect_closed().await;
     until("the session is discarded", || {
         gw.gateway().broker().session_count() == 0
     })
     .await;
 
     // The other way: expiry 60 kept, so the session survives a plain DISCONNECT.
-    let (mut raw, _) =
-        raw_connect(&gw, &connect_v5("upd2", true, 30, &session_expiry_60, None)).await;
+    let (mut raw, _) = Raw::handshake(gw.addr, &connect_v5("upd2", 30, &session_expiry_60)).await;
     raw.send(&packet(0xe0, &[0x00])).await;
-    assert!(raw.recv().await.is_none());
-    let (_raw, connack) = raw_connect(
-        &gw,
-        &connect_v5("upd2", false, 30, &session_expiry_60, None),
+    raw.expect_closed().await;
+    let (_raw, connack) = Raw::handshake(
+        gw.addr,
+        &connect_v5_with("upd2", false, 30, &session_expiry_60, None),
     )
     .await;
     assert_eq!(connack.body[0], 1, "session present");

@@ -1,10 +1,10 @@
 //! Keep alive and idle timeout on the wire (RELIABILITY.md tests 28, 29, 33).
 
-mod common_raw;
+mod common;
 
 use std::time::Duration;
 
-use common_raw::*;
+use common::raw::*;
 use tokio::time::Instant;
 use tributary_tests::{start_gateway, start_gateway_with};
 
@@ -17,10 +17,8 @@ async fn silent_v5_client_gets_disconnect_0x8d_after_one_and_a_half_keepalives()
     // Keep alive 1 s x 1.5: nothing before 1.5 s (checked up to 1.2 s)...
     raw.expect_silence(Duration::from_millis(1200)).await;
     // ...then DISCONNECT 0x8D soon after, and the close.
-    match raw.read(Duration::from_secs(2)).await {
-        Read::Packet(p) => assert_eq!(p.bytes, disconnect_v5(0x8D)),
-        other => panic!("expected DISCONNECT 0x8D, got {other:?}"),
-    }
+    raw.expect_within(&disconnect_v5(0x8D), Duration::from_secs(2))
+        .await;
     raw.expect_closed().await;
     assert_serving(gw.addr).await;
 }
@@ -53,10 +51,8 @@ async fn pinging_client_stays_connected() {
     }
     raw.ping().await;
     // Then silence ends it.
-    match raw.read(Duration::from_secs(3)).await {
-        Read::Packet(p) => assert_eq!(p.bytes, disconnect_v5(0x8D)),
-        other => panic!("expected DISCONNECT 0x8D, got {other:?}"),
-    }
+    raw.expect_within(&disconnect_v5(0x8D), Duration::from_secs(3))
+        .await;
     raw.expect_closed().await;
 }
 

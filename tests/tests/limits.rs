@@ -1,10 +1,10 @@
 //! Configured limits on the wire (RELIABILITY.md section 1 and tests 25, 32).
 
-mod common_raw;
+mod common;
 
 use std::time::Duration;
 
-use common_raw::*;
+use common::{WAIT, raw::*};
 use tokio::time::Instant;
 use tributary_config::Limit;
 use tributary_tests::start_gateway_with;

@@ -2,11 +2,11 @@
 //! and 16). Each test checks the exact answer, that the connection is closed where it must
 //! be, and that the broker still serves other clients afterwards.
 
-mod common_raw;
+mod common;
 
 use std::time::Duration;
 
-use common_raw::*;
+use common::raw::*;
 use tributary_config::units::ByteSize;
 use tributary_tests::{start_gateway, start_gateway_with};
 
@@ -86,10 +86,8 @@ async fn short_publish_waits_then_keepalive_closes_with_0x8d() {
     raw.send(&publish[..20]).await;
     // A partial packet is not activity: keep alive 1 s x 1.5.
     raw.expect_silence(Duration::from_millis(1000)).await;
-    match raw.read(Duration::from_secs(2)).await {
-        Read::Packet(p) => assert_eq!(p.bytes, disconnect_v5(0x8D)),
-        other => panic!("expected DISCONNECT 0x8D, got {other:?}"),
-    }
+    raw.expect_within(&disconnect_v5(0x8D), Duration::from_secs(2))
+        .await;
     raw.expect_closed().await;
     assert_serving(gw.addr).await;
 }

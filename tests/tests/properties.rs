@@ -8,7 +8,10 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::*;
+use common::{
+    raw::{Raw, connect_v5, subscribe},
+    *,
+};
 use rumqttc::v5::mqttbytes::{
     QoS as Q5,
     v5::{PubAckReason, PublishProperties},
@@ -103,25 +106,24 @@ async fn inbound_topic_alias_is_resolved() {
 async fn outbound_topic_alias_is_used_when_the_client_allows_it() {
     let gw = start_gateway().await;
     // Topic Alias Maximum = 1.
-    let (mut raw, _) =
-        raw_connect(&gw, &connect_v5("alias-raw", true, 30, &[0x22, 0, 1], None)).await;
-    raw.send(&subscribe(1, &[("oa/+", 0)], true)).await;
-    raw.expect_kind(9).await;
+    let (mut raw, _) = Raw::handshake(gw.addr, &connect_v5("alias-raw", 30, &[0x22, 0, 1])).await;
+    raw.send(&subscribe(true, 1, &[("oa/+", 0)])).await;
+    raw.recv_kind(9).await;
     let mut publisher = V5::connect(v5_options(&gw, "oa-pub")).await;
     for (t, m) in [("oa/one", "a"), ("oa/one", "b"), ("oa/two", "c")] {
         publisher
             .publish(t, Q5::AtLeastOnce, false, m.as_bytes())
             .await;
     }
-    let first = parse_publish(&raw.expect_kind(3).await, true);
+    let first = raw.recv_kind(3).await.publish_fields(true);
     assert_eq!(first.topic, "oa/one");
     assert_eq!(first.properties, vec![0x23, 0, 1], "alias 1 set up");
-    let second = parse_publish(&raw.expect_kind(3).await, true);
+    let second = raw.recv_kind(3).await.publish_fields(true);
     assert_eq!(second.topic, "", "the alias replaces the topic");
     assert_eq!(second.properties, vec![0x23, 0, 1]);
     assert_eq!(second.payload, b"b");
     // No alias left for a second topic: sent in full.
-    let third = parse_publish(&raw.expect_kind(3).await, true);
+    let third = raw.recv_kind(3).await.publish_fields(true);
     assert_eq!(third.topic, "oa/two");
     assert_eq!(third.payload, b"c");
 }
@@ -129,15 +131,15 @@ async fn outbound_topic_alias_is_used_when_the_client_allows_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_outbound_topic_alias_without_the_clients_consent() {
     let gw = start_gateway().await;
-    let (mut raw, _) = raw_connect(&gw, &connect_v5("noalias", true, 30, &[], None)).await;
-    raw.send(&subscribe(1, &[("na/t", 0)], true)).await;
-    raw.expect_kind(9).await;
+    let (mut raw, _) = Raw::handshake(gw.addr, &connect_v5("noalias", 30, &[])).await;
+    raw.send(&subscribe(true, 1, &[("na/t", 0)])).await;
+    raw.recv_kind(9).await;
     let mut publisher = V5::connect(v5_options(&gw, "na-pub")).await;
     for _ in 0..2 {
         publisher.publish("na/t", Q5::AtMostOnce, false, b"x").await;
     }
     for _ in 0..2 {
-        let p = parse_publish(&raw.expect_kind(3).await, true);
+        let p = raw.recv_kind(3).await.publish_fields(true);
         assert_eq!(
             (p.topic.as_str(), p.properties.as_slice()),
             ("na/t", &[][..])

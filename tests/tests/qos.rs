@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::*;
+use common::{
+    raw::{Raw, ack, connect_v5, connect_v5_with, subscribe},
+    *,
+};
 use rumqttc::QoS;
 use rumqttc::v5::mqttbytes::QoS as Q5;
 use tributary_tests::{start_gateway, start_gateway_with};
@@ -274,28 +277,30 @@ async fn v5_unacknowledged_qos1_and_qos2_are_resent_with_dup_on_resume() {
 async fn qos2_resume_after_pubrec_resends_pubrel_not_the_message() {
     let gw = start_gateway().await;
     let expiry = [0x11, 0, 0, 0, 60];
-    let (mut raw, _) = raw_connect(&gw, &connect_v5("q2r", true, 30, &expiry, None)).await;
-    raw.send(&subscribe(1, &[("q2r/t", 2)], true)).await;
-    raw.expect_kind(9).await;
+    let (mut raw, _) = Raw::handshake(gw.addr, &connect_v5("q2r", 30, &expiry)).await;
+    raw.send(&subscribe(true, 1, &[("q2r/t", 2)])).await;
+    raw.recv_kind(9).await;
     let mut publisher = V5::connect(v5_options(&gw, "q2r-pub")).await;
     publisher
         .publish("q2r/t", Q5::ExactlyOnce, false, b"once")
         .await;
-    let p = parse_publish(&raw.expect_kind(3).await, true);
+    let p = raw.recv_kind(3).await.publish_fields(true);
     assert_eq!((p.qos, p.payload.as_slice()), (2, &b"once"[..]));
-    let id = p.packet_id.unwrap().to_be_bytes();
-    raw.send(&packet(0x50, &id)).await; // PUBREC
-    let pubrel = raw.expect_kind(6).await;
-    assert_eq!(pubrel.header, 0x62);
+    let packet_id = p.packet_id.unwrap();
+    let id = packet_id.to_be_bytes();
+    raw.send(&ack(0x50, packet_id)).await; // PUBREC
+    let pubrel = raw.recv_kind(6).await;
+    assert_eq!(pubrel.first, 0x62);
     assert_eq!(pubrel.body[..2], id);
     drop(raw); // no PUBCOMP
 
-    let (mut raw, connack) = raw_connect(&gw, &connect_v5("q2r", false, 30, &expiry, None)).await;
+    let (mut raw, connack) =
+        Raw::handshake(gw.addr, &connect_v5_with("q2r", false, 30, &expiry, None)).await;
     assert_eq!(connack.body[0], 1, "session present");
-    let pubrel = raw.expect("PUBREL").await;
+    let pubrel = raw.recv().await;
     assert_eq!(pubrel.kind(), 6, "expected PUBREL, got {pubrel:?}");
     assert_eq!(pubrel.body[..2], id);
-    raw.send(&packet(0x70, &id)).await; // PUBCOMP
+    raw.send(&ack(0x70, packet_id)).await; // PUBCOMP
     // Nothing else: the message is not delivered twice.
     assert!(raw.try_recv(QUIET).await.is_none());
 }

@@ -3,7 +3,10 @@
 
 mod common;
 
-use common::*;
+use common::{
+    raw::{Raw, connect_v5},
+    *,
+};
 use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode;
 use tributary_tests::start_gateway;
 
@@ -13,7 +16,7 @@ async fn shutdown_tells_v5_clients_0x8b_and_closes_v4_clients() {
     let addr = gw.addr;
     let mut c5 = V5::connect(v5_options(&gw, "v5")).await;
     let mut c4 = V4::connect(v4_options(&gw, "v4")).await;
-    let (mut raw, _) = raw_connect(&gw, &connect_v5("raw5", true, 30, &[], None)).await;
+    let (mut raw, _) = Raw::handshake(addr, &connect_v5("raw5", 30, &[])).await;
 
     tokio::time::timeout(WAIT, gw.shutdown())
         .await
@@ -24,11 +27,11 @@ async fn shutdown_tells_v5_clients_0x8b_and_closes_v4_clients() {
         DisconnectReasonCode::ServerShuttingDown
     );
     let _ = c4.events.take_error().await;
-    let seen = raw.closed().await;
+    let seen = raw.until_closed().await;
     // Exactly one DISCONNECT 0x8B (a Reason String property may follow the code).
     assert_eq!(
         seen.iter()
-            .map(|p| (p.header, p.body.first().copied()))
+            .map(|p| (p.first, p.body.first().copied()))
             .collect::<Vec<_>>(),
         [(0xe0, Some(0x8b))],
         "{seen:?}"

@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::*;
+use common::{
+    raw::{Raw, connect_v5, subscribe, unsubscribe},
+    *,
+};
 use rumqttc::v5::mqttbytes::{
     QoS as Q5,
     v5::{Filter, RetainForwardRule, SubscribeProperties},
@@ -271,24 +274,24 @@ async fn v5_retain_handling_0_1_2() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v5_suback_and_unsuback_codes_per_filter() {
     let gw = start_gateway().await;
-    let (mut raw, _) = raw_connect(&gw, &connect_v5("codes5", true, 30, &[], None)).await;
+    let (mut raw, _) = Raw::handshake(gw.addr, &connect_v5("codes5", 30, &[])).await;
     raw.send(&subscribe(
+        true,
         7,
         &[("ok/+", 1), ("bad/#/x", 0), ("ok2", 2), ("bad+", 0)],
-        true,
     ))
     .await;
-    let suback = raw.expect_kind(9).await;
+    let suback = raw.recv_kind(9).await;
     // packet id, empty properties, then one code per filter.
     assert_eq!(suback.body, vec![0, 7, 0, 0x01, 0x8f, 0x02, 0x8f]);
 
-    raw.send(&unsubscribe(8, &["ok/+", "never", "ok2"], true))
+    raw.send(&unsubscribe(true, 8, &["ok/+", "never", "ok2"]))
         .await;
-    let unsuback = raw.expect_kind(11).await;
+    let unsuback = raw.recv_kind(11).await;
     assert_eq!(unsuback.body, vec![0, 8, 0, 0x00, 0x11, 0x00]);
     // Unsubscribing again: nothing existed.
-    raw.send(&unsubscribe(9, &["ok/+"], true)).await;
-    assert_eq!(raw.expect_kind(11).await.body, vec![0, 9, 0, 0x11]);
+    raw.send(&unsubscribe(true, 9, &["ok/+"])).await;
+    assert_eq!(raw.recv_kind(11).await.body, vec![0, 9, 0, 0x11]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

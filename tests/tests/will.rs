@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use common::*;
+use common::{
+    raw::{Raw, Will, connect_raw, connect_v5_with, packet, string},
+    *,
+};
 use rumqttc::v5::mqttbytes::{
     QoS as Q5,
     v5::{LastWill as LastWill5, LastWillProperties},
@@ -121,16 +124,17 @@ async fn v5_will_is_not_published_on_normal_disconnect() {
 async fn v5_disconnect_with_will_message_publishes_the_will() {
     let gw = start_gateway().await;
     let mut w = watcher(&gw, "will04/#").await;
-    let will = RawWill {
+    let will = Will {
         topic: "will04/t",
         payload: b"on purpose",
         qos: 1,
         retain: false,
         properties: &[],
     };
-    let (mut raw, _) = raw_connect(&gw, &connect_v5("d04", true, 30, &[], Some(will))).await;
+    let (mut raw, _) =
+        Raw::handshake(gw.addr, &connect_v5_with("d04", true, 30, &[], Some(will))).await;
     raw.send(&packet(0xe0, &[0x04])).await;
-    assert!(raw.recv().await.is_none());
+    raw.expect_closed().await;
     let p = w.next_publish().await;
     assert_eq!(p.payload.as_ref(), b"on purpose");
     assert_eq!(p.qos, QoS::AtLeastOnce);
@@ -141,37 +145,40 @@ async fn will_is_published_on_keepalive_timeout() {
     let gw = start_gateway().await;
     let mut w = watcher(&gw, "willka/#").await;
     // Keepalive 1 s and then silence: closed after 1.5 s, Will published.
-    let will = RawWill {
+    let will = Will {
         topic: "willka/t",
         payload: b"timed out",
         qos: 0,
         retain: false,
         properties: &[],
     };
-    let (mut raw, _) = raw_connect(&gw, &connect_v5("silent", true, 1, &[], Some(will))).await;
+    let (mut raw, _) = Raw::handshake(
+        gw.addr,
+        &connect_v5_with("silent", true, 1, &[], Some(will)),
+    )
+    .await;
     let started = Instant::now();
     let p = w.next_publish().await;
     assert_eq!(p.payload.as_ref(), b"timed out");
     assert!(started.elapsed() >= Duration::from_secs(1));
     // v5: the broker said why.
-    let seen = raw.closed().await;
+    let seen = raw.until_closed().await;
     assert_eq!(
-        seen.last().map(|p| (p.header, p.body.first().copied())),
+        seen.last().map(|p| (p.first, p.body.first().copied())),
         Some((0xe0, Some(0x8d))),
         "DISCONNECT 0x8D Keep Alive timeout, got {seen:?}"
     );
 
     // And a 3.1.1 client: same Will, plain close.
-    let mut raw4 = Raw::open(&gw).await;
-    let mut body = lp(b"MQTT");
-    body.extend([4, 0x02 | 0x04, 0, 1]);
-    body.extend(lp(b"silent4"));
-    body.extend(lp(b"willka/t4"));
-    body.extend(lp(b"timed out 4"));
-    raw4.send(&packet(0x10, &body)).await;
-    assert_eq!(raw4.expect("CONNACK").await.body, vec![0, 0]);
+    // Clean session and a QoS 0 Will; keep alive 1 s.
+    let payload = [&b"silent4"[..], b"willka/t4", b"timed out 4"]
+        .map(string)
+        .concat();
+    let connect = connect_raw(b"MQTT", 4, 0x02 | 0x04, 1, None, &payload);
+    let (mut raw4, connack) = Raw::handshake(gw.addr, &connect).await;
+    assert_eq!(connack.body, vec![0, 0]);
     assert_eq!(w.next_publish().await.payload.as_ref(), b"timed out 4");
-    assert!(raw4.closed().await.is_empty());
+    assert!(raw4.until_closed().await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

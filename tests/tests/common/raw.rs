@@ -1,12 +1,14 @@
-//! A raw MQTT client for the wire-level tests: a `TcpStream`, packets written by hand, and
-//! reads that always have a deadline.
+//! A raw MQTT client for the wire-level tests and for what rumqttc cannot express (DUP on
+//! resend, DISCONNECT with a reason code or properties, per-filter v5 SUBACK codes, outbound
+//! topic aliases): a `TcpStream`, packets written by hand, and reads that always have a
+//! deadline.
 //!
 //! The packet builders here deliberately do not use `tributary_mqtt_core`'s codec: these tests
 //! check the bytes on the wire against the spec, not our codec against itself.
 
 // Test support: a failed expectation is a failed test, so panicking is how it reports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-// Each test binary uses a different subset of the helpers.
+// Each test binary (its own crate, with `mod common;`) uses a different subset of the helpers.
 #![allow(dead_code, unreachable_pub)]
 
 use std::{io, net::SocketAddr, time::Duration};
@@ -17,8 +19,7 @@ use tokio::{
     time::{Instant, timeout},
 };
 
-/// The default bound on any single expected event.
-pub const WAIT: Duration = Duration::from_secs(5);
+use super::WAIT;
 
 // ---------------------------------------------------------------------------------------------
 // Encoding by hand
@@ -106,14 +107,35 @@ pub fn connect_v311(client_id: &str, clean: bool, keep_alive: u16) -> Vec<u8> {
 
 /// A v5 CONNECT, clean start, with the given CONNECT properties.
 pub fn connect_v5(client_id: &str, keep_alive: u16, properties: &[u8]) -> Vec<u8> {
-    connect_raw(
-        b"MQTT",
-        5,
-        0x02,
-        keep_alive,
-        Some(properties),
-        &string(client_id.as_bytes()),
-    )
+    connect_v5_with(client_id, true, keep_alive, properties, None)
+}
+
+/// A Will for [`connect_v5_with`]: topic, payload, QoS, retain, Will properties.
+pub struct Will<'a> {
+    pub topic: &'a str,
+    pub payload: &'a [u8],
+    pub qos: u8,
+    pub retain: bool,
+    pub properties: &'a [u8],
+}
+
+/// A v5 CONNECT with Clean Start as given and an optional Will.
+pub fn connect_v5_with(
+    client_id: &str,
+    clean_start: bool,
+    keep_alive: u16,
+    properties: &[u8],
+    will: Option<Will<'_>>,
+) -> Vec<u8> {
+    let mut flags = if clean_start { 0x02 } else { 0x00 };
+    let mut payload = string(client_id.as_bytes());
+    if let Some(w) = will {
+        flags |= 0x04 | (w.qos << 3) | if w.retain { 0x20 } else { 0 };
+        payload.extend(props(w.properties));
+        payload.extend(string(w.topic.as_bytes()));
+        payload.extend(string(w.payload));
+    }
+    connect_raw(b"MQTT", 5, flags, keep_alive, Some(properties), &payload)
 }
 
 /// A PUBLISH. `properties` is `Some` for v5 (the property block is written even when empty).
@@ -158,6 +180,18 @@ pub fn subscribe(v5: bool, packet_id: u16, filters: &[(&str, u8)]) -> Vec<u8> {
         body.push(*options);
     }
     packet(0x82, &body)
+}
+
+/// An UNSUBSCRIBE (v5 when `v5`, with an empty property block).
+pub fn unsubscribe(v5: bool, packet_id: u16, filters: &[&str]) -> Vec<u8> {
+    let mut body = packet_id.to_be_bytes().to_vec();
+    if v5 {
+        body.push(0);
+    }
+    for filter in filters {
+        body.extend(string(filter.as_bytes()));
+    }
+    packet(0xA2, &body)
 }
 
 /// PUBACK, PUBREC, PUBREL or PUBCOMP in the 2-byte form (`first` is 0x40, 0x50, 0x62, 0x70).
@@ -337,23 +371,54 @@ impl Received {
 
     /// For a PUBLISH: topic, packet id, payload (`v5` skips the property block).
     pub fn publish(&self, v5: bool) -> (String, Option<u16>, Vec<u8>) {
+        let p = self.publish_fields(v5);
+        (p.topic, p.packet_id, p.payload)
+    }
+
+    /// For a PUBLISH: every field (`v5` reads the property block).
+    pub fn publish_fields(&self, v5: bool) -> PublishFields {
         assert_eq!(self.kind(), 3, "expected PUBLISH, got {:02x?}", self.bytes);
         let qos = (self.first >> 1) & 3;
         let len = usize::from(u16::from_be_bytes([self.body[0], self.body[1]]));
         let topic = String::from_utf8(self.body[2..2 + len].to_vec()).unwrap();
         let mut rest = &self.body[2 + len..];
-        let id = if qos > 0 {
+        let packet_id = if qos > 0 {
             let id = u16::from_be_bytes([rest[0], rest[1]]);
             rest = &rest[2..];
             Some(id)
         } else {
             None
         };
+        let mut properties = Vec::new();
         if v5 {
-            rest = parse_props(rest).1;
+            let (_, after) = parse_props(rest);
+            let (_, len_bytes) = read_varint(rest);
+            properties = rest[len_bytes..rest.len() - after.len()].to_vec();
+            rest = after;
         }
-        (topic, id, rest.to_vec())
+        PublishFields {
+            dup: self.first & 0x08 != 0,
+            qos,
+            retain: self.first & 0x01 != 0,
+            topic,
+            packet_id,
+            properties,
+            payload: rest.to_vec(),
+        }
     }
+}
+
+/// A PUBLISH as received, field by field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishFields {
+    pub dup: bool,
+    pub qos: u8,
+    pub retain: bool,
+    pub topic: String,
+    pub packet_id: Option<u16>,
+    /// The v5 property block without its length (empty for 3.1.1).
+    pub properties: Vec<u8>,
+    pub payload: Vec<u8>,
 }
 
 /// The value of property `id` in a parsed list.
@@ -398,6 +463,15 @@ impl Raw {
             stream,
             buf: Vec::new(),
         }
+    }
+
+    /// Connects, sends `connect` and reads the CONNACK; returns the client and the CONNACK.
+    pub async fn handshake(addr: SocketAddr, connect: &[u8]) -> (Self, Received) {
+        let mut raw = Self::open(addr).await;
+        raw.send(connect).await;
+        let connack = raw.recv().await;
+        assert_eq!(connack.kind(), 2, "expected CONNACK, got {connack:02x?}");
+        (raw, connack)
     }
 
     /// Connects and completes a v5 CONNECT (keep alive 0); returns the client.
@@ -491,10 +565,49 @@ impl Raw {
         }
     }
 
+    /// Reads packets until one of type `kind` (upper nibble), skipping others (PINGRESP and
+    /// the like); each read within [`WAIT`].
+    pub async fn recv_kind(&mut self, kind: u8) -> Received {
+        loop {
+            let packet = self.recv().await;
+            if packet.kind() == kind {
+                return packet;
+            }
+        }
+    }
+
+    /// One packet within `within`; `None` on timeout or close.
+    pub async fn try_recv(&mut self, within: Duration) -> Option<Received> {
+        match self.read(within).await {
+            Read::Packet(packet) => Some(packet),
+            Read::Closed | Read::Timeout => None,
+        }
+    }
+
+    /// Reads until the broker closes the connection (each read within [`WAIT`]); returns the
+    /// packets it sent before.
+    pub async fn until_closed(&mut self) -> Vec<Received> {
+        let mut seen = Vec::new();
+        loop {
+            match self.read(WAIT).await {
+                Read::Packet(packet) => seen.push(packet),
+                Read::Closed => return seen,
+                Read::Timeout => panic!("connection still open after {seen:02x?}"),
+            }
+        }
+    }
+
     /// Reads one packet and checks its exact bytes.
     pub async fn expect(&mut self, bytes: &[u8]) {
-        let packet = self.recv().await;
-        assert_eq!(packet.bytes, bytes, "unexpected packet");
+        self.expect_within(bytes, WAIT).await;
+    }
+
+    /// Reads one packet within `within` and checks its exact bytes.
+    pub async fn expect_within(&mut self, bytes: &[u8], within: Duration) {
+        match self.read(within).await {
+            Read::Packet(packet) => assert_eq!(packet.bytes, bytes, "unexpected packet"),
+            other => panic!("expected {bytes:02x?}, got {other:?}"),
+        }
     }
 
     /// Asserts that the broker closes the connection within `within`, sending nothing more.
