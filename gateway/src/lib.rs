@@ -4,7 +4,11 @@
 //! The `tributary` binary (`main.rs`) adds what a process needs around this: the command
 //! line, the log subscriber and the signals. Integration tests use [`Gateway`] directly, with
 //! every listener on port 0, so several gateways can run in one test process.
+//!
+//! [`bench`] is the `tributary bench` load tool: a client of any broker through sockets only,
+//! shipped in the same binary so that every install has it.
 
+pub mod bench;
 mod certs;
 mod listener;
 mod quic;

@@ -3,10 +3,10 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use tracing_subscriber::{EnvFilter, fmt};
 use tributary_config::{Config, LogFormatter, LogLevel};
-use tributary_gateway::Gateway;
+use tributary_gateway::{Gateway, bench::BenchArgs};
 
 /// Tributary: a multi-protocol IoT gateway broker (MQTT 3.1.1 and 5.0).
 #[derive(Debug, Parser)]
@@ -25,16 +25,35 @@ CONFIGURATION:
          TRIBUTARY_MQTT__IDLE_TIMEOUT=30s
   Units are EMQX's: durations 100ms, 30s, 5m, 2h, 1d, infinity; sizes 512B, 64KB, 1MB
   (1MB = 1,048,576 bytes). A bad key or value stops the broker with one line naming the key,
-  the value and what was expected. RUST_LOG, when set, overrides log.console.level."
+  the value and what was expected. RUST_LOG, when set, overrides log.console.level.
+
+LOAD TOOL:
+  `tributary bench conn|pub|sub ...` loads any MQTT broker with emqtt-bench's flags
+  (-h host -p port -c clients -i connect-interval-ms -t topic -q qos -s size
+  -I publish-interval-ms -L limit --duration, -V 3|4|5, --ifaddr). See
+  `tributary bench --help` and `tributary bench pub --help`.",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     /// HOCON configuration file.
     #[arg(short, long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Without a command, the broker runs.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Load tool: connect, publish and subscribe against any MQTT broker and measure it.
+    Bench(BenchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Bench(args)) = cli.command {
+        return bench(&args);
+    }
     let loaded = match Config::load(cli.config.as_deref(), std::env::vars()) {
         Ok(loaded) => loaded,
         Err(error) => {
@@ -51,6 +70,30 @@ fn main() -> ExitCode {
         Err(error) => {
             tracing::error!("{error:#}");
             eprintln!("tributary: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the load tool on its own runtime; the JSON summary is the one line on stdout.
+fn bench(args: &BenchArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("tributary bench: starting the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(tributary_gateway::bench::run(args)) {
+        Ok(summary) => {
+            println!("{}", summary.to_json());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("tributary bench: {error}");
             ExitCode::FAILURE
         }
     }

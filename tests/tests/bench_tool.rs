@@ -1,0 +1,67 @@
+//! The `tributary bench` load tool against a real gateway: a short publish run with
+//! subscribers in the same process must account for every message.
+//!
+//! It calls the tool as a library (`tributary_gateway::bench::run`) rather than spawning the
+//! binary: the gateway under test then lives in this test's process, on port 0, with no output
+//! to parse but the summary itself. The run is bounded by `-L` and `--duration`; the
+//! assertions are on counts, never on timings.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use clap::Parser as _;
+use tributary_gateway::bench::{BenchArgs, run};
+use tributary_tests::start_gateway;
+
+async fn bench(args: &[&str]) -> serde_json::Value {
+    let args = BenchArgs::try_parse_from(std::iter::once("bench").chain(args.iter().copied()))
+        .expect("bench arguments");
+    run(&args).await.expect("bench run").to_json()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pub_with_subscribers_reports_no_loss() {
+    let gateway = start_gateway().await;
+    let port = gateway.addr.port().to_string();
+    for (qos, version) in [("0", "4"), ("1", "5")] {
+        let summary = bench(&[
+            "pub",
+            "-p",
+            &port,
+            "-c",
+            "4",
+            "-i",
+            "0",
+            "-t",
+            "bench/%i",
+            "-q",
+            qos,
+            "-V",
+            version,
+            "-s",
+            "64",
+            "-I",
+            "1",
+            "-L",
+            "200",
+            "--subs",
+            "4",
+            "--duration",
+            "10s",
+        ])
+        .await;
+        assert_eq!(summary["connected"], 8, "{summary}");
+        assert_eq!(summary["published"], 200, "{summary}");
+        assert_eq!(summary["expected"], 200, "{summary}");
+        assert_eq!(summary["delivered"], 200, "{summary}");
+        assert_eq!(summary["lost"], 0, "{summary}");
+        assert_eq!(summary["latency_ms"]["count"], 200, "{summary}");
+    }
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn unsupported_transports_are_refused() {
+    let args = BenchArgs::try_parse_from(["bench", "conn", "--ws", "-c", "1"]).unwrap();
+    let error = run(&args).await.unwrap_err();
+    assert!(error.to_string().contains("WebSocket"), "{error}");
+}
