@@ -18,6 +18,10 @@ use super::{
 /// Most PUBLISH packets a flat-out publisher puts into one write.
 const BATCH: u64 = 64;
 
+/// How long past its deadline a publisher may wait for the broker to take a write: a broker
+/// that stops reading must not keep the run going.
+const WRITE_GRACE: Duration = Duration::from_secs(1);
+
 /// The run's clock: nanoseconds since one (tokio) `Instant`, shared by every task of the process, so
 /// a subscriber can subtract a publisher's timestamp.
 #[derive(Debug, Clone, Copy)]
@@ -175,7 +179,9 @@ async fn publish_loop(
                     plan.template.push(&mut client.wbuf, packet_id, now);
                     packet_id = packet_id.next();
                 }
-                client.flush().await?;
+                tokio::time::timeout_at(plan.deadline + WRITE_GRACE, client.flush())
+                    .await
+                    .map_err(|_| ClientError::Timeout("the broker to read"))??;
                 *sent += n;
                 if acked {
                     inflight += n;
