@@ -122,13 +122,13 @@ pub struct CommonArgs {
     /// Bound on one connect (handshake, CONNACK, SUBACK).
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
-    /// TLS: not available yet (comes with the TLS listener).
+    /// TLS: not supported by the load tool yet (it speaks TCP only).
     #[arg(short = 'S', long)]
     pub ssl: bool,
-    /// WebSocket: not available yet (comes with the WebSocket listener).
+    /// WebSocket: not supported by the load tool yet (it speaks TCP only).
     #[arg(long)]
     pub ws: bool,
-    /// QUIC: not available yet (comes with the QUIC listener).
+    /// QUIC: not supported by the load tool yet (it speaks TCP only).
     #[arg(long)]
     pub quic: bool,
     /// Print help.
@@ -201,10 +201,8 @@ pub struct SubArgs {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BenchError {
-    /// A transport the broker and the tool do not speak yet.
-    #[error(
-        "{0} is not supported yet: the load tool speaks TCP until the broker's {0} listener lands"
-    )]
+    /// A transport the load tool does not speak yet.
+    #[error("{0} is not supported by the load tool yet: it speaks TCP only")]
     Unsupported(&'static str),
     /// The host did not resolve.
     #[error("cannot resolve {host}: {reason}")]
