@@ -63,7 +63,12 @@ fn tributary(scratch: &Scratch) -> Command {
     }
     command
         .current_dir(&scratch.0)
+        // Every listener on a free port: tests run in parallel, each with its own broker.
         .env("TRIBUTARY_LISTENERS__TCP__DEFAULT__BIND", "127.0.0.1:0")
+        .env("TRIBUTARY_LISTENERS__SSL__DEFAULT__BIND", "127.0.0.1:0")
+        .env("TRIBUTARY_LISTENERS__WS__DEFAULT__BIND", "127.0.0.1:0")
+        .env("TRIBUTARY_LISTENERS__WSS__DEFAULT__BIND", "127.0.0.1:0")
+        .env("TRIBUTARY_LISTENERS__QUIC__DEFAULT__BIND", "127.0.0.1:0")
         .env(
             "TRIBUTARY_NODE__DATA_DIR",
             format!("\"{}\"", scratch.0.join("data").display()),
