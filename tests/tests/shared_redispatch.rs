@@ -1,7 +1,7 @@
 //! A member of a share group that leaves loses nothing: what it received through the group and
 //! never acknowledged goes to another member when its session ends.
 
-#![allow(clippy::expect_used)] // Test helpers fail loudly: a failure is a failed test.
+#![allow(clippy::expect_used, clippy::unwrap_used)] // Test helpers fail loudly: a failure is a failed test.
 
 use std::time::Duration;
 
@@ -39,12 +39,13 @@ fn publish_payload(packet: &Packet) -> Option<Vec<u8>> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unacknowledged_shared_message_goes_to_another_member() {
-    let gateway = start_gateway().await;
-
-    // A joins the group first and is its only member: it gets the message, and never acks it.
-    let (a, mut a_loop) = client("member-a", gateway.addr, true);
+/// Both tests begin alike: A, alone in the group, receives `job-1` (acknowledging it or not),
+/// then B joins. Returns (A, publisher, B), each a client with its event loop.
+async fn job_one_given_to_a(
+    addr: std::net::SocketAddr,
+    a_manual_acks: bool,
+) -> [(AsyncClient, EventLoop); 3] {
+    let (a, mut a_loop) = client("member-a", addr, a_manual_acks);
     a.subscribe("$share/workers/jobs", QoS::AtLeastOnce)
         .await
         .unwrap();
@@ -53,7 +54,7 @@ async fn unacknowledged_shared_message_goes_to_another_member() {
     })
     .await;
 
-    let (publisher, mut p_loop) = client("producer", gateway.addr, false);
+    let (publisher, mut p_loop) = client("producer", addr, false);
     publisher
         .publish("jobs", QoS::AtLeastOnce, false, "job-1")
         .await
@@ -64,8 +65,7 @@ async fn unacknowledged_shared_message_goes_to_another_member() {
     .await;
     assert_eq!(until(&mut a_loop, publish_payload).await, b"job-1");
 
-    // B joins; then A's connection drops without acknowledging (clean session: it ends).
-    let (b, mut b_loop) = client("member-b", gateway.addr, false);
+    let (b, mut b_loop) = client("member-b", addr, false);
     b.subscribe("$share/workers/jobs", QoS::AtLeastOnce)
         .await
         .unwrap();
@@ -73,8 +73,15 @@ async fn unacknowledged_shared_message_goes_to_another_member() {
         matches!(p, Packet::SubAck(_)).then_some(())
     })
     .await;
+    [(a, a_loop), (publisher, p_loop), (b, b_loop)]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unacknowledged_shared_message_goes_to_another_member() {
+    let gateway = start_gateway().await;
+    // A never acknowledges job-1; then its connection drops (clean session: it ends).
+    let [a, _publisher, (_b, mut b_loop)] = job_one_given_to_a(gateway.addr, true).await;
     drop(a);
-    drop(a_loop);
 
     assert_eq!(until(&mut b_loop, publish_payload).await, b"job-1");
     gateway.shutdown().await;
@@ -83,34 +90,8 @@ async fn unacknowledged_shared_message_goes_to_another_member() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_shared_message_is_not_redelivered() {
     let gateway = start_gateway().await;
-    let (a, mut a_loop) = client("member-a", gateway.addr, false);
-    a.subscribe("$share/workers/jobs", QoS::AtLeastOnce)
-        .await
-        .unwrap();
-    until(&mut a_loop, |p| {
-        matches!(p, Packet::SubAck(_)).then_some(())
-    })
-    .await;
-
-    let (publisher, mut p_loop) = client("producer", gateway.addr, false);
-    publisher
-        .publish("jobs", QoS::AtLeastOnce, false, "job-1")
-        .await
-        .unwrap();
-    until(&mut p_loop, |p| {
-        matches!(p, Packet::PubAck(_)).then_some(())
-    })
-    .await;
-    assert_eq!(until(&mut a_loop, publish_payload).await, b"job-1");
-
-    let (b, mut b_loop) = client("member-b", gateway.addr, false);
-    b.subscribe("$share/workers/jobs", QoS::AtLeastOnce)
-        .await
-        .unwrap();
-    until(&mut b_loop, |p| {
-        matches!(p, Packet::SubAck(_)).then_some(())
-    })
-    .await;
+    let [(a, mut a_loop), (publisher, mut p_loop), (_b, mut b_loop)] =
+        job_one_given_to_a(gateway.addr, false).await;
     // Let A's automatic PUBACK reach the broker before it leaves.
     a.disconnect().await.unwrap();
     let _ = tokio::time::timeout(Duration::from_millis(500), a_loop.poll()).await;
