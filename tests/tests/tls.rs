@@ -5,8 +5,11 @@
 // Test helpers fail loudly: a failure is a failed test.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod common;
+
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
+use rumqttc::v5::mqttbytes::QoS as V5QoS;
 use rumqttc::{
     AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
 };
@@ -95,32 +98,12 @@ async fn rumqttc_connects_over_tls_with_the_generated_certificate() {
         alpn: None,
         client_auth: None,
     }));
-    let (client, mut eventloop) = rumqttc::v5::AsyncClient::new(options, 16);
+    let mut client = common::V5::connect(options).await;
+    client.subscribe("tls/v5", V5QoS::AtLeastOnce).await;
     client
-        .subscribe("tls/v5", rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
-        .await
-        .unwrap();
-    client
-        .publish(
-            "tls/v5",
-            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
-            false,
-            "v5 over tls",
-        )
-        .await
-        .unwrap();
-    let payload = tokio::time::timeout(WAIT, async {
-        loop {
-            if let rumqttc::v5::Event::Incoming(rumqttc::v5::mqttbytes::v5::Packet::Publish(p)) =
-                eventloop.poll().await.expect("v5 connection failed")
-            {
-                return p.payload;
-            }
-        }
-    })
-    .await
-    .expect("timed out");
-    assert_eq!(&payload[..], b"v5 over tls");
+        .publish("tls/v5", V5QoS::AtLeastOnce, false, b"v5 over tls")
+        .await;
+    assert_eq!(&client.next_publish().await.payload[..], b"v5 over tls");
     gateway.shutdown().await;
 }
 

@@ -5,10 +5,13 @@
 // Test helpers fail loudly: a failure is a failed test.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod common;
+
 use std::{net::SocketAddr, time::Duration};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt as _, StreamExt as _};
+use rumqttc::v5::mqttbytes::QoS as V5QoS;
 use rumqttc::{
     AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
 };
@@ -98,32 +101,12 @@ async fn rumqttc_connects_over_ws_and_wss() {
         ws.port(),
     );
     options.set_transport(Transport::Ws);
-    let (client, mut eventloop) = rumqttc::v5::AsyncClient::new(options, 16);
+    let mut client = common::V5::connect(options).await;
+    client.subscribe("ws/v5", V5QoS::AtLeastOnce).await;
     client
-        .subscribe("ws/v5", rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
-        .await
-        .unwrap();
-    client
-        .publish(
-            "ws/v5",
-            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
-            false,
-            "v5 over ws",
-        )
-        .await
-        .unwrap();
-    let payload = tokio::time::timeout(WAIT, async {
-        loop {
-            if let rumqttc::v5::Event::Incoming(rumqttc::v5::mqttbytes::v5::Packet::Publish(p)) =
-                eventloop.poll().await.expect("v5 connection failed")
-            {
-                return p.payload;
-            }
-        }
-    })
-    .await
-    .expect("timed out");
-    assert_eq!(&payload[..], b"v5 over ws");
+        .publish("ws/v5", V5QoS::AtLeastOnce, false, b"v5 over ws")
+        .await;
+    assert_eq!(&client.next_publish().await.payload[..], b"v5 over ws");
     gateway.shutdown().await;
 }
 
