@@ -214,6 +214,9 @@ impl Driver {
     /// Handles every complete packet read so far, in order, carrying out what each asks of
     /// the broker before the next (so a SUBSCRIBE right behind a CONNECT sees the session).
     async fn process_input(&mut self, input: &mut BytesMut) -> Result<(), Close> {
+        // One clock read per batch of packets that arrived together, not one per packet;
+        // read again only after a request that may have waited (a CONNECT's takeover).
+        let mut at = now();
         while self.conn.transmit().len() < HIGH_WATER {
             let Some(packet) = self.conn.decode(input)? else {
                 break;
@@ -221,8 +224,12 @@ impl Driver {
             if matches!(packet, Packet::Publish(_)) {
                 Stats::incr(&self.broker.stats().messages_received);
             }
-            if let Some(request) = self.conn.handle_packet(now(), packet)? {
+            if let Some(request) = self.conn.handle_packet(at, packet)? {
+                let waits = matches!(request, Request::Connect(_));
                 self.execute(request).await?;
+                if waits {
+                    at = now();
+                }
             }
         }
         Ok(())
