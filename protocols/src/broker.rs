@@ -22,7 +22,7 @@ use tributary_mqtt_core::{
 use crate::{
     hooks::{AllowAll, AuthRequest, Hooks},
     mailbox::{Mailbox, Subscriber},
-    registry::{Kick, SessionEntry, Slot},
+    registry::{ClientInfo, Kick, SessionEntry, Slot},
     stats::Stats,
 };
 
@@ -189,6 +189,29 @@ impl Broker {
     }
 
     /// A fresh, hard-to-guess connection id.
+    /// The clients connected now, in no particular order (a snapshot, for listings).
+    pub fn clients(&self) -> Vec<Arc<ClientInfo>> {
+        self.inner
+            .sessions
+            .pin()
+            .values()
+            .filter_map(|entry| entry.client())
+            .collect()
+    }
+
+    /// The client connected with this client id, if any.
+    pub fn client(&self, client_id: &str) -> Option<Arc<ClientInfo>> {
+        self.inner.sessions.pin().get(client_id)?.client()
+    }
+
+    /// The retained message of `topic`, if one is stored and not expired.
+    pub fn retained_message(&self, topic: &str) -> Option<Arc<Message>> {
+        self.inner
+            .retained
+            .get(topic)
+            .filter(|message| !message.is_expired(now()))
+    }
+
     pub(crate) fn next_conn_id(&self) -> u64 {
         let n = self.inner.next_generation.fetch_add(1, Ordering::Relaxed);
         splitmix(self.inner.conn_seed ^ n)
@@ -211,7 +234,35 @@ impl Broker {
         if let Err(code) = self.inner.hooks.authenticate(&auth).await {
             return (ConnectResult::Refused(code), None);
         }
-        let client_id = &request.client_id;
+        let client = Arc::new(ClientInfo {
+            client_id: request.client_id.clone(),
+            username: request.username.clone(),
+            peer: auth.peer,
+            listener: Arc::from(auth.listener.as_str()),
+            protocol: auth.protocol,
+            transport: auth.transport,
+        });
+        let (session, session_present, attachment) = self
+            .attach(&request.client_id, request.clean_start, client)
+            .await;
+        (
+            ConnectResult::Accepted {
+                session,
+                session_present,
+            },
+            Some(attachment),
+        )
+    }
+
+    /// Resumes, takes over or creates the session of an authenticated client: returns the
+    /// session state, whether it was resumed, and the attachment the caller holds until it
+    /// hands the session back with [`Broker::detach`].
+    pub(crate) async fn attach(
+        &self,
+        client_id: &ByteStr,
+        clean_start: bool,
+        client: Arc<ClientInfo>,
+    ) -> (Session, bool, Attachment) {
         loop {
             let entry = self.entry_or_insert(client_id);
             let serial = entry.connect_lock.lock().await;
@@ -219,7 +270,7 @@ impl Broker {
                 // Discarded while we waited for the lock: start over with the live entry.
                 continue;
             }
-            let kind = if request.clean_start {
+            let kind = if clean_start {
                 CloseKind::Discarded
             } else {
                 CloseKind::TakenOver
@@ -236,10 +287,17 @@ impl Broker {
             let attached = Slot::Attached {
                 generation,
                 kick: kick_tx,
+                client: Arc::clone(&client),
             };
             let previous = std::mem::replace(&mut *entry.slot(), Slot::Discarded);
+            if matches!(previous, Slot::Discarded) && !self.is_current(&entry) {
+                // The previous owner's session ended while we waited for it (a session that
+                // does not outlive its connection expires on release): the entry is dead,
+                // so start over with a live one, or this session would be out of the registry.
+                continue;
+            }
             let (target, session, session_present) = match previous {
-                Slot::Detached { session, will, .. } if !request.clean_start => {
+                Slot::Detached { session, will, .. } if !clean_start => {
                     // Resumed: a pending Will is cancelled by the reconnect [MQTT-3.1.3-9].
                     drop(will);
                     *entry.slot() = attached;
@@ -274,13 +332,7 @@ impl Broker {
                 generation,
                 kicks,
             };
-            return (
-                ConnectResult::Accepted {
-                    session,
-                    session_present,
-                },
-                Some(attachment),
-            );
+            return (session, session_present, attachment);
         }
     }
 
@@ -467,18 +519,22 @@ impl Broker {
                 Slot::Detached { generation: g, .. } if *g == generation => {}
                 _ => return,
             }
-            match std::mem::replace(&mut *slot, Slot::Discarded) {
-                Slot::Detached { session, will, .. } => (session, will),
-                _ => return,
-            }
+            let Slot::Detached { session, will, .. } =
+                std::mem::replace(&mut *slot, Slot::Discarded)
+            else {
+                return;
+            };
+            // Out of the registry before the slot lock goes: a connect that finds the slot
+            // discarded can then tell a dead entry from a new one (see `attach`).
+            let sessions = self.inner.sessions.pin();
+            let _ = sessions.remove_if(&entry.client_id, |_, live| Arc::ptr_eq(live, entry));
+            (session, will)
         };
         // The Will goes out at the latest when the session ends [MQTT-3.1.3-9].
         if let Some(will) = will {
             self.publish_will(*will);
         }
         self.discard(entry, *session);
-        let sessions = self.inner.sessions.pin();
-        let _ = sessions.remove_if(&entry.client_id, |_, live| Arc::ptr_eq(live, entry));
     }
 
     /// Routes a message to every matching subscription and stores it if retained. Returns the

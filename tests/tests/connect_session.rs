@@ -300,3 +300,23 @@ async fn v4_takeover_closes_the_old_connection() {
         .await;
     assert_eq!(new.next_publish().await.payload.as_ref(), b"new");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_clean_takeover_leaves_the_new_session_registered() {
+    // A clean session ends when its connection does, so the registry entry it lived in dies
+    // while the taking-over connection waits for it: the new session must still land in the
+    // registry, or the next connection with this id would not find (and kick) it.
+    let gateway = start_gateway().await;
+    let mut first = V4::connect(v4_options(&gateway, "hopper")).await;
+    let mut second = V4::connect(v4_options(&gateway, "hopper")).await;
+    first.events.take_error().await;
+    let broker = gateway.gateway().broker();
+    let listed = broker
+        .client("hopper")
+        .expect("the second connection is registered");
+    assert_eq!(listed.protocol, "mqtt");
+    let _third = V4::connect(v4_options(&gateway, "hopper")).await;
+    second.events.take_error().await;
+    assert_eq!(broker.session_count(), 1);
+    gateway.shutdown().await;
+}
