@@ -267,6 +267,7 @@ impl Driver {
                     peer: self.info.peer,
                     listener: self.info.listener.to_string(),
                     transport: self.info.transport,
+                    protocol: "mqtt",
                     peer_cert: self.info.peer_cert.clone(),
                 };
                 let (result, attachment) = self.broker.connect(&request, auth).await;

@@ -23,8 +23,10 @@ pub struct AuthRequest {
     pub peer: SocketAddr,
     /// Listener that accepted the connection (`tcp:default`).
     pub listener: String,
-    /// Transport: `tcp`, `ssl`, `ws`, `wss` or `quic`.
+    /// Transport: `tcp`, `ssl`, `ws`, `wss`, `quic` or `udp`.
     pub transport: &'static str,
+    /// Protocol: `mqtt`, or `coap` / `lwm2m` for a gateway's virtual client.
+    pub protocol: &'static str,
     /// The client certificate the TLS transport verified, if the client sent one.
     pub peer_cert: Option<Arc<PeerCert>>,
 }

@@ -9,6 +9,8 @@
 //!   QUIC streams alike. A transport hands over the stream and a [`ConnectionInfo`] (who is on
 //!   the other end, through which listener, with which verified certificate) and nothing else.
 //! - [`Hooks`]: authentication and authorization, allow-all by default.
+//! - [`VirtualClient`]: a session driven by a gateway that does not speak MQTT (CoAP, LwM2M
+//!   devices): the same registry, hooks, route table and mailbox as an MQTT client.
 //! - [`run_sys_topics`]: the broker's own `$SYS/brokers/<node>/...` messages.
 //!
 //! What it does not do: bind sockets, read files or the environment, or know any wire format
@@ -22,11 +24,14 @@ mod peer_cert;
 mod registry;
 mod stats;
 mod sys;
+mod virtual_client;
 
 pub use broker::{AutoSubscribe, Broker, BrokerConfig};
 pub use driver::{ByteStream, ConnectionInfo, serve_mqtt};
 pub use hooks::{AllowAll, AuthRequest, BoxFuture, Hooks};
 pub use mailbox::Mailbox;
 pub use peer_cert::{CertField, PeerCert};
+pub use registry::ClientInfo;
 pub use stats::Stats;
 pub use sys::{SysTopics, run_sys_topics};
+pub use virtual_client::{PublishError, VirtualClient, VirtualConnect, Wake};

@@ -137,6 +137,19 @@ impl Mailbox {
         std::iter::from_fn(|| state.queue.pop()).collect()
     }
 
+    /// Moves up to `max` queued deliveries, oldest first, into `out`; returns whether more
+    /// are left. For adapters that deliver outside an MQTT connection (virtual clients).
+    pub(crate) fn pop_into(&self, out: &mut Vec<Delivery>, max: usize) -> bool {
+        let mut state = self.lock();
+        for _ in 0..max {
+            match state.queue.pop() {
+                Some(delivery) => out.push(delivery),
+                None => break,
+            }
+        }
+        !state.queue.is_empty()
+    }
+
     /// Number of queued deliveries.
     pub fn len(&self) -> usize {
         self.lock().queue.len()

@@ -1,6 +1,9 @@
 //! The session registry: one entry per client id, attached to a connection or detached.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+};
 
 use tokio::sync::{Notify, mpsc};
 use tributary_mqtt_core::{
@@ -18,6 +21,23 @@ pub(crate) struct Kick {
     pub(crate) kind: CloseKind,
     /// The DISCONNECT reason code for a v5 client.
     pub(crate) code: ReasonCode,
+}
+
+/// Who is connected to a session: what client listings and logs show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// Client id.
+    pub client_id: ByteStr,
+    /// User name, if the client gave one.
+    pub username: Option<ByteStr>,
+    /// Remote address.
+    pub peer: SocketAddr,
+    /// The listener that accepted it, as `type:name` (`tcp:default`, `udp:default`).
+    pub listener: Arc<str>,
+    /// The protocol the client speaks: `mqtt`, `coap` or `lwm2m`.
+    pub protocol: &'static str,
+    /// The transport under it: `tcp`, `ssl`, `ws`, `wss`, `quic` or `udp`.
+    pub transport: &'static str,
 }
 
 /// A session known to the broker.
@@ -46,6 +66,7 @@ pub(crate) enum Slot {
     Attached {
         generation: u64,
         kick: mpsc::Sender<Kick>,
+        client: Arc<ClientInfo>,
     },
     /// No connection: the state waits here until a reconnect, expiry or discard.
     Detached {
@@ -93,6 +114,14 @@ impl SessionEntry {
         drop(slot);
         self.released.notify_waiters();
         owned
+    }
+
+    /// Who is connected to the session now, if anyone.
+    pub(crate) fn client(&self) -> Option<Arc<ClientInfo>> {
+        match &*self.slot() {
+            Slot::Attached { client, .. } => Some(Arc::clone(client)),
+            Slot::Detached { .. } | Slot::Discarded => None,
+        }
     }
 
     /// Gives the session up without state (see `Broker::detach`).
