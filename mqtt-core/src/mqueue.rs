@@ -89,6 +89,11 @@ impl MessageQueue {
         self.items.front()
     }
 
+    /// The most deliveries it holds.
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
     /// Number of queued deliveries.
     pub fn len(&self) -> usize {
         self.items.len()

@@ -83,6 +83,19 @@ pub(crate) struct Route {
     share: Option<Arc<ShareOrigin>>,
 }
 
+/// The reusable buffers of a publisher's routing: the route lookup's matches, and the
+/// subscribers whose mailboxes asked the publisher to hold back (see `mailbox::Flow`).
+#[derive(Debug, Default)]
+pub(crate) struct Routing {
+    matches: Vec<(Subscriber, Route)>,
+    /// Congested mailboxes this publisher routed to since it last waited for them.
+    pub(crate) congested: Vec<Arc<Mailbox>>,
+}
+
+/// The most congested mailboxes one publisher tracks at once: a fan-out publisher waits on
+/// a few, not on every subscriber; the others are waited for on a later batch.
+const MAX_CONGESTED: usize = 16;
+
 /// A handle on the broker: the session registry, the route table, the retained store, the
 /// hooks and the counters. Cheap to clone; every connection task holds one.
 #[derive(Clone)]
@@ -501,13 +514,13 @@ impl Broker {
     pub(crate) fn publish_will(&self, will: WillMessage) {
         let mut message = will.message;
         message.expires_at = will.expiry.map(|e| now() + e);
-        let mut scratch = Vec::new();
+        let mut routing = Routing::default();
         if self
             .inner
             .hooks
             .authorize_publish(&message.publisher, None, message.topic.as_str())
         {
-            self.publish(Arc::new(message), &mut scratch);
+            self.publish(Arc::new(message), &mut routing);
         }
     }
 
@@ -540,12 +553,12 @@ impl Broker {
     /// Routes a message to every matching subscription and stores it if retained. Returns the
     /// number of sessions it was queued for. `scratch` is the caller's reusable buffer, so the
     /// publish path allocates nothing per message but the message itself.
-    pub(crate) fn publish(
-        &self,
-        message: Arc<Message>,
-        scratch: &mut Vec<(Subscriber, Route)>,
-    ) -> usize {
+    pub(crate) fn publish(&self, message: Arc<Message>, routing: &mut Routing) -> usize {
         let inner = &*self.inner;
+        let Routing {
+            matches: scratch,
+            congested,
+        } = routing;
         if message.retain && inner.config.retainer_enable {
             self.retain(&message);
         }
@@ -591,7 +604,7 @@ impl Broker {
                 share = None;
             }
             if let Some(qos) = qos {
-                sub.0.push(
+                let hold_back = sub.0.push(
                     Delivery {
                         message: Arc::clone(&message),
                         qos,
@@ -601,6 +614,12 @@ impl Broker {
                     },
                     &inner.stats,
                 );
+                if hold_back
+                    && congested.len() < MAX_CONGESTED
+                    && !congested.iter().any(|c| Arc::ptr_eq(c, &sub.0))
+                {
+                    congested.push(Arc::clone(&sub.0));
+                }
                 delivered += 1;
             }
             i = j;

@@ -13,8 +13,9 @@ use tributary_mqtt_core::{
 };
 
 use crate::{
-    broker::{Attachment, Broker, now},
+    broker::{Attachment, Broker, Routing, now},
     hooks::AuthRequest,
+    mailbox::{FLOW_WAIT, Mailbox},
     peer_cert::{CertField, PeerCert},
     registry::Kick,
     stats::Stats,
@@ -118,7 +119,8 @@ pub async fn serve_mqtt<S: ByteStream>(stream: S, info: ConnectionInfo, broker: 
         info,
         attachment: None,
         username: None,
-        scratch: Vec::new(),
+        routing: Routing::default(),
+        hold_until: None,
         batch: Vec::new(),
     };
     let (mut reader, mut writer) = tokio::io::split(stream);
@@ -133,8 +135,11 @@ struct Driver {
     info: ConnectionInfo,
     attachment: Option<Attachment>,
     username: Option<ByteStr>,
-    /// Reused by every publish this connection routes.
-    scratch: Vec<(crate::mailbox::Subscriber, crate::broker::Route)>,
+    /// Reused by every publish this connection routes; also collects the congested
+    /// subscribers this connection must wait for before it reads more (see `mailbox::Flow`).
+    routing: Routing,
+    /// While holding back for congested subscribers: until when at most.
+    hold_until: Option<tokio::time::Instant>,
     /// Reused by every drain of this connection's mailbox.
     batch: Vec<tributary_mqtt_core::message::Delivery>,
 }
@@ -171,6 +176,18 @@ impl Driver {
             }
             let room = input.capacity() - input.len();
 
+            // Flow control: while a subscriber this connection routed to is congested, its
+            // socket is not read (for at most FLOW_WAIT), so ingress slows to egress.
+            let holding = !self.routing.congested.is_empty();
+            let hold_until = if holding {
+                *self
+                    .hold_until
+                    .get_or_insert_with(|| tokio::time::Instant::now() + FLOW_WAIT)
+            } else {
+                self.hold_until = None;
+                tokio::time::Instant::now()
+            };
+            let congested = &self.routing.congested;
             let pending_out = self.conn.transmit().len();
             let deadline = self.conn.poll_timeout().map(tokio::time::Instant::from_std);
             let (mailbox, kicks) = match &mut self.attachment {
@@ -195,7 +212,11 @@ impl Driver {
                     }
                     Ok(Sent::Flushed) => unflushed = false,
                 },
-                read = reader.read_buf(&mut input), if pending_out < HIGH_WATER => match read {
+                () = wait_drained(congested, hold_until), if holding => {
+                    self.routing.congested.clear();
+                    self.hold_until = None;
+                }
+                read = reader.read_buf(&mut input), if pending_out < HIGH_WATER && !holding => match read {
                     Ok(0) | Err(_) => return self.conn.handle_socket_closed(),
                     Ok(n) if n >= room => read_chunk = (read_chunk * 2).min(MAX_READ_CHUNK),
                     Ok(n) if n < read_chunk / 4 => read_chunk = (read_chunk / 2).max(MIN_READ_CHUNK),
@@ -217,7 +238,9 @@ impl Driver {
         // One clock read per batch of packets that arrived together, not one per packet;
         // read again only after a request that may have waited (a CONNECT's takeover).
         let mut at = now();
-        while self.conn.transmit().len() < HIGH_WATER {
+        // A congested subscriber stops the batch too, not only the next read: the rest waits
+        // in `input` until it has drained.
+        while self.conn.transmit().len() < HIGH_WATER && self.routing.congested.is_empty() {
             let Some(packet) = self.conn.decode(input)? else {
                 break;
             };
@@ -295,7 +318,7 @@ impl Driver {
                 );
                 let reason = if !allowed {
                     ReasonCode::NOT_AUTHORIZED
-                } else if self.broker.publish(publish.message, &mut self.scratch) == 0 {
+                } else if self.broker.publish(publish.message, &mut self.routing) == 0 {
                     ReasonCode::NO_MATCHING_SUBSCRIBERS
                 } else {
                     ReasonCode::SUCCESS
@@ -439,10 +462,17 @@ async fn next_kick(kicks: Option<&mut mpsc::Receiver<Kick>>) -> Kick {
     pending().await
 }
 
-async fn notified(mailbox: Option<&Arc<crate::mailbox::Mailbox>>) {
+async fn notified(mailbox: Option<&Arc<Mailbox>>) {
     match mailbox {
         Some(mailbox) => mailbox.notified().await,
         None => pending().await,
+    }
+}
+
+/// Waits until every mailbox in `congested` has drained, or `deadline`.
+async fn wait_drained(congested: &[Arc<Mailbox>], deadline: tokio::time::Instant) {
+    for mailbox in congested {
+        mailbox.wait_drained(deadline).await;
     }
 }
 

@@ -31,6 +31,8 @@ pub struct Mailbox {
     client_id: ByteStr,
     state: Mutex<MailboxState>,
     notify: Notify,
+    /// Wakes publishers held back by this mailbox once it has drained (see [`Flow`]).
+    drained: Notify,
 }
 
 #[derive(Debug)]
@@ -41,7 +43,31 @@ struct MailboxState {
     /// is logged once per session per interval, not once per message.
     unlogged_drops: u64,
     last_drop_log: Option<Instant>,
+    flow: Flow,
 }
+
+/// Flow control between publishers and one online subscriber.
+///
+/// A subscriber that cannot keep up because it gets too little CPU (one core shared with many
+/// publishers, as in fan-in) should slow its publishers down rather than drop what they send:
+/// once its queue passes half of `max_mqueue_len`, each publisher that routes to it stops
+/// reading its own socket until the queue is back under a quarter, so ingress runs as fast as
+/// egress and nothing an online subscriber can take is lost. A subscriber that does not drain
+/// at all for [`FLOW_WAIT`] is a slow consumer (a client that reads one message a second): it
+/// is marked `Slow` and no longer holds anyone back (RELIABILITY 30: a slow subscriber never
+/// slows a publisher); its queue applies the drop policy until it drains again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// Under the high-water mark.
+    Open,
+    /// Over it: publishers routing here wait for `drained`.
+    Congested,
+    /// Did not drain while publishers waited: holds nobody back until it has drained.
+    Slow,
+}
+
+/// How long publishers wait for a congested subscriber to drain before it counts as slow.
+pub(crate) const FLOW_WAIT: Duration = Duration::from_millis(100);
 
 /// How often a session with a full queue logs its drops.
 const DROP_LOG_INTERVAL: Duration = Duration::from_secs(60);
@@ -56,8 +82,10 @@ impl Mailbox {
                 online: false,
                 unlogged_drops: 0,
                 last_drop_log: None,
+                flow: Flow::Open,
             }),
             notify: Notify::new(),
+            drained: Notify::new(),
         }
     }
 
@@ -74,10 +102,12 @@ impl Mailbox {
 
     /// Queues a delivery and wakes the connection; a drop is counted, and logged once per
     /// session per minute.
-    pub(crate) fn push(&self, delivery: Delivery, stats: &Stats) {
+    /// Returns whether the publisher should hold back until this mailbox drains (see
+    /// [`Flow`]).
+    pub(crate) fn push(&self, delivery: Delivery, stats: &Stats) -> bool {
         // A dropped delivery is freed after the lock is released: it may be the last owner of
         // its message.
-        let (outcome, _dropped, drops_to_log) = {
+        let (outcome, _dropped, drops_to_log, congested) = {
             let mut state = self.lock();
             let online = state.online;
             let (outcome, dropped) = match state.queue.push(delivery, online) {
@@ -100,7 +130,8 @@ impl Mailbox {
                     drops_to_log = std::mem::take(&mut state.unlogged_drops);
                 }
             }
-            (outcome, dropped, drops_to_log)
+            let congested = online && state.congested();
+            (outcome, dropped, drops_to_log, congested)
         };
         match outcome {
             Pushed::Queued => self.notify.notify_one(),
@@ -118,12 +149,55 @@ impl Mailbox {
                 "session queue full (mqtt.max_mqueue_len): oldest messages dropped"
             );
         }
+        congested
+    }
+
+    /// Waits until this mailbox has drained under its low-water mark, or its session went
+    /// offline; `false` if `deadline` came first, and then the mailbox counts as a slow
+    /// consumer (see [`Flow`]).
+    pub(crate) async fn wait_drained(&self, deadline: tokio::time::Instant) -> bool {
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            // Registered before looking, so a drain between the look and the wait is seen.
+            drained.as_mut().enable();
+            if self.lock().flow != Flow::Congested {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                let mut state = self.lock();
+                if state.flow == Flow::Congested {
+                    state.flow = Flow::Slow;
+                    tracing::debug!(client_id = %self.client_id, "subscriber does not drain its queue: a slow consumer, publishers no longer wait for it");
+                    return false;
+                }
+                return true;
+            }
+        }
+    }
+
+    /// After a drain: reopens the flow once the queue is under its low-water mark, waking
+    /// the publishers that wait.
+    fn after_drain(&self, state: &mut MailboxState) {
+        if state.flow != Flow::Open && state.queue.len() <= state.low_water() {
+            let waiting = state.flow == Flow::Congested;
+            state.flow = Flow::Open;
+            if waiting {
+                self.drained.notify_waiters();
+            }
+        }
     }
 
     /// Marks whether a connection is draining the mailbox (QoS 0 for an offline session is
     /// only kept with `mqueue_store_qos0`).
     pub(crate) fn set_online(&self, online: bool) {
-        self.lock().online = online;
+        let mut state = self.lock();
+        state.online = online;
+        if !online && state.flow == Flow::Congested {
+            // Nobody drains an offline session: publishers stop waiting for it.
+            state.flow = Flow::Open;
+            self.drained.notify_waiters();
+        }
     }
 
     /// Applies the current queue limits.
@@ -147,6 +221,7 @@ impl Mailbox {
                 None => break,
             }
         }
+        self.after_drain(&mut state);
         !state.queue.is_empty()
     }
 
@@ -195,6 +270,7 @@ impl Mailbox {
                         batch.push(delivery);
                     }
                 }
+                self.after_drain(&mut state);
                 !state.queue.is_empty()
             };
             if batch.is_empty() {
@@ -214,6 +290,30 @@ impl Mailbox {
                 return more;
             }
         }
+    }
+}
+
+impl MailboxState {
+    /// Whether publishers should hold back: the queue is over its high-water mark (half of
+    /// `max_mqueue_len`) and not known to be a slow consumer.
+    fn congested(&mut self) -> bool {
+        match self.flow {
+            Flow::Congested => true,
+            Flow::Slow => false,
+            Flow::Open => {
+                let max = self.queue.max_len();
+                if max > 1 && self.queue.len() > max / 2 {
+                    self.flow = Flow::Congested;
+                    true
+                } else {
+                    false
+                }
+            }
+        }
+    }
+
+    fn low_water(&self) -> usize {
+        self.queue.max_len() / 4
     }
 }
 

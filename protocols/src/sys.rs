@@ -68,8 +68,8 @@ impl SysPublisher {
             expires_at: None,
             publisher: ByteStr::from_static("$SYS"),
         };
-        let mut scratch = Vec::new();
-        self.broker.publish(Arc::new(message), &mut scratch);
+        self.broker
+            .publish(Arc::new(message), &mut crate::broker::Routing::default());
     }
 
     fn publish_stats(&self) {

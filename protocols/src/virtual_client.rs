@@ -25,9 +25,8 @@ use tributary_mqtt_core::{
 };
 
 use crate::{
-    broker::{Attachment, Broker, Route, now},
+    broker::{Attachment, Broker, Routing, now},
     hooks::AuthRequest,
-    mailbox::Subscriber,
     registry::ClientInfo,
     stats::Stats,
 };
@@ -90,8 +89,10 @@ pub struct VirtualClient {
     session: Option<Session>,
     session_present: bool,
     session_expiry: Duration,
-    /// Reused by every publish this client routes.
-    scratch: Vec<(Subscriber, Route)>,
+    /// Reused by every publish this client routes. Gateways do not wait for congested
+    /// subscribers (a datagram protocol has no stream to stop reading), so its `congested`
+    /// list is cleared after each publish.
+    routing: Routing,
 }
 
 impl Broker {
@@ -140,7 +141,7 @@ impl Broker {
             session: Some(session),
             session_present,
             session_expiry: connect.session_expiry,
-            scratch: Vec::new(),
+            routing: Routing::default(),
         })
     }
 }
@@ -193,7 +194,9 @@ impl VirtualClient {
             expires_at: expiry.map(|e| now() + e),
             publisher: self.client.client_id.clone(),
         };
-        Ok(self.broker.publish(Arc::new(message), &mut self.scratch))
+        let routed = self.broker.publish(Arc::new(message), &mut self.routing);
+        self.routing.congested.clear();
+        Ok(routed)
     }
 
     /// Subscribes this client to `filter` (shared-subscription syntax included), through the

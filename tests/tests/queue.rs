@@ -137,3 +137,39 @@ async fn slow_subscriber_does_not_slow_the_publisher_and_its_queue_stays_bounded
     }
     slow.assert_no_publish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_keeps_draining_loses_nothing_to_a_faster_publisher() {
+    // The subscriber takes one message at a time (one inflight, acked after a pause), the
+    // publisher fires 400 at once into a queue of 20: flow control holds the publisher back
+    // while the queue is congested, instead of dropping what the subscriber would have taken.
+    let gw = start_gateway_with(|c| {
+        c.mqtt.max_inflight = 1;
+        c.mqtt.max_mqueue_len = 20;
+    })
+    .await;
+    let mut o = v4_options(&gw, "steady");
+    o.set_manual_acks(true);
+    let mut steady = V4::connect(o).await;
+    steady.subscribe("flow/t", QoS::AtLeastOnce).await;
+    let publisher = V4::connect(v4_options(&gw, "burst")).await;
+    let sender = publisher.client.clone();
+    let burst = tokio::spawn(async move {
+        for i in 0..400 {
+            sender
+                .publish("flow/t", QoS::AtLeastOnce, false, format!("{i}"))
+                .await
+                .unwrap();
+        }
+    });
+    for i in 0..400 {
+        let p = steady.next_publish().await;
+        assert_eq!(text(&p.payload), format!("{i}"));
+        tokio::time::sleep(std::time::Duration::from_micros(500)).await;
+        steady.client.ack(&p).await.unwrap();
+    }
+    burst.await.unwrap();
+    let stats = gw.gateway().broker().stats();
+    assert_eq!(Stats::get(&stats.delivery_dropped_queue_full), 0);
+    drop(publisher);
+}
