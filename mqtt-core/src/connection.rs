@@ -244,7 +244,9 @@ pub struct Connection {
     keep_alive: Option<Duration>,
     session: Option<Session>,
     client_id: ByteStr,
-    will: Option<WillMessage>,
+    /// Boxed, as `connect_pending`: most connections have neither, and every idle
+    /// connection would otherwise carry their room.
+    will: Option<Box<WillMessage>>,
     session_expiry: Duration,
     /// The client's Maximum Packet Size (v5), or the protocol maximum.
     client_max_packet_size: u32,
@@ -252,7 +254,7 @@ pub struct Connection {
     request_problem_information: bool,
     inbound_aliases: HashMap<u16, TopicName>,
     outbound_aliases: HashMap<ByteStr, u16>,
-    connect_pending: Option<ConnAck>,
+    connect_pending: Option<Box<ConnAck>>,
     /// The outbound window: the lower of `max_inflight` and the client's Receive Maximum.
     window: usize,
     /// Identifies this connection (and seeds an assigned client id).
@@ -338,7 +340,7 @@ impl Connection {
 
     /// Takes the Will out (when it must be published, or handed to the session registry).
     pub fn take_will(&mut self) -> Option<WillMessage> {
-        self.will.take()
+        self.will.take().map(|will| *will)
     }
 
     /// The session expiry in effect (updated by a v5 DISCONNECT).
@@ -792,15 +794,15 @@ impl Connection {
                     settings.response_information.as_deref().map(ByteStr::from);
             }
         }
-        self.connect_pending = Some(ConnAck {
+        self.connect_pending = Some(Box::new(ConnAck {
             session_present: false,
             reason: ReasonCode::SUCCESS,
             properties,
-        });
+        }));
         self.window = usize::from(receive_maximum.min(settings.max_inflight));
         self.state = State::Connecting;
         self.client_id = client_id.clone();
-        self.will = will.clone();
+        self.will = will.clone().map(Box::new);
         Ok(Request::Connect(Box::new(ConnectRequest {
             version: self.version,
             client_id,
@@ -842,7 +844,7 @@ impl Connection {
                 session_present,
             } => {
                 connack.session_present = session_present;
-                self.write(&Packet::ConnAck(connack));
+                self.write(&Packet::ConnAck(*connack));
                 self.state = State::Connected;
                 self.last_received = now;
                 session.set_window(self.window);

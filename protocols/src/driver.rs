@@ -26,11 +26,15 @@ use crate::{
 /// fills and applies its drop policy), never unbounded buffering.
 pub(crate) const HIGH_WATER: usize = 64 * 1024;
 
-/// The room the first read of a connection asks for: enough for a typical CONNECT, small
-/// enough that an idle connection costs little. A read that fills the room doubles it for the
-/// next one, up to [`MAX_READ_CHUNK`], so a busy connection reads in large batches.
+/// The read room of a connection with light traffic. Such a connection keeps no read buffer
+/// between packets (an idle client costs nothing here); a read that fills its room doubles the
+/// room for the next one, up to [`MAX_READ_CHUNK`], and a busy connection keeps its buffer and
+/// reads in large batches.
 const MIN_READ_CHUNK: usize = 512;
 const MAX_READ_CHUNK: usize = 64 * 1024;
+
+/// What a read into a buffer with no room gets (`BytesMut::chunk_mut` reserves this much).
+const EMPTY_READ_ROOM: usize = 64;
 
 /// How long a closing connection may take to flush its last packets (the DISCONNECT that says
 /// why) before the socket is dropped anyway.
@@ -166,15 +170,19 @@ impl Driver {
                     &mut self.batch,
                 );
             }
-            if input.is_empty() && input.capacity() > 2 * read_chunk {
-                // Traffic calmed down since a burst grew the buffer: give it back, so a
-                // connection that goes idle does not keep it.
-                input = BytesMut::new();
-            }
-            if input.capacity() - input.len() < read_chunk / 4 {
+            let trickle = read_chunk == MIN_READ_CHUNK;
+            if input.is_empty() && (trickle || input.capacity() > 2 * read_chunk) {
+                // Nothing pending, and traffic is light or calmed down since a burst grew the
+                // buffer: give it back, so an idle connection holds no read buffer. The next
+                // read takes a small one (`BytesMut` reserves 64 bytes when read into with no
+                // room) and grows from there.
+                if input.capacity() > 0 {
+                    input = BytesMut::new();
+                }
+            } else if input.capacity() - input.len() < read_chunk / 4 {
                 input.reserve(read_chunk);
             }
-            let room = input.capacity() - input.len();
+            let room = (input.capacity() - input.len()).max(EMPTY_READ_ROOM);
 
             // Flow control: while a subscriber this connection routed to is congested, its
             // socket is not read (for at most FLOW_WAIT), so ingress slows to egress.
