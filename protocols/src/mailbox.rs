@@ -44,6 +44,8 @@ struct MailboxState {
     unlogged_drops: u64,
     last_drop_log: Option<Instant>,
     flow: Flow,
+    /// Deliveries taken out so far: a waiting publisher's measure of progress.
+    popped: u64,
 }
 
 /// Flow control between publishers and one online subscriber.
@@ -52,8 +54,8 @@ struct MailboxState {
 /// publishers, as in fan-in) should slow its publishers down rather than drop what they send:
 /// once its queue passes half of `max_mqueue_len`, each publisher that routes to it stops
 /// reading its own socket until the queue is back under a quarter, so ingress runs as fast as
-/// egress and nothing an online subscriber can take is lost. A subscriber that does not drain
-/// at all for [`FLOW_WAIT`] is a slow consumer (a client that reads one message a second): it
+/// egress and nothing an online subscriber can take is lost. A subscriber that takes nothing
+/// at all for [`FLOW_WAIT`] while publishers wait is a slow consumer (a client that reads one message a second): it
 /// is marked `Slow` and no longer holds anyone back (RELIABILITY 30: a slow subscriber never
 /// slows a publisher); its queue applies the drop policy until it drains again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +85,7 @@ impl Mailbox {
                 unlogged_drops: 0,
                 last_drop_log: None,
                 flow: Flow::Open,
+                popped: 0,
             }),
             notify: Notify::new(),
             drained: Notify::new(),
@@ -156,6 +159,7 @@ impl Mailbox {
     /// offline; `false` if `deadline` came first, and then the mailbox counts as a slow
     /// consumer (see [`Flow`]).
     pub(crate) async fn wait_drained(&self, deadline: tokio::time::Instant) -> bool {
+        let popped_before = self.lock().popped;
         loop {
             let drained = self.drained.notified();
             tokio::pin!(drained);
@@ -166,7 +170,10 @@ impl Mailbox {
             }
             if tokio::time::timeout_at(deadline, drained).await.is_err() {
                 let mut state = self.lock();
-                if state.flow == Flow::Congested {
+                // Only a subscriber that took nothing at all meanwhile is slow; one that is
+                // draining, if slowly (short of CPU, or waiting for acks), keeps its
+                // publishers waiting, so what it will take is never dropped.
+                if state.flow == Flow::Congested && state.popped == popped_before {
                     state.flow = Flow::Slow;
                     tracing::debug!(client_id = %self.client_id, "subscriber does not drain its queue: a slow consumer, publishers no longer wait for it");
                     return false;
@@ -178,7 +185,8 @@ impl Mailbox {
 
     /// After a drain: reopens the flow once the queue is under its low-water mark, waking
     /// the publishers that wait.
-    fn after_drain(&self, state: &mut MailboxState) {
+    fn after_drain(&self, state: &mut MailboxState, taken: usize) {
+        state.popped += taken as u64;
         if state.flow != Flow::Open && state.queue.len() <= state.low_water() {
             let waiting = state.flow == Flow::Congested;
             state.flow = Flow::Open;
@@ -215,13 +223,14 @@ impl Mailbox {
     /// are left. For adapters that deliver outside an MQTT connection (virtual clients).
     pub(crate) fn pop_into(&self, out: &mut Vec<Delivery>, max: usize) -> bool {
         let mut state = self.lock();
+        let start = out.len();
         for _ in 0..max {
             match state.queue.pop() {
                 Some(delivery) => out.push(delivery),
                 None => break,
             }
         }
-        self.after_drain(&mut state);
+        self.after_drain(&mut state, out.len() - start);
         !state.queue.is_empty()
     }
 
@@ -270,7 +279,7 @@ impl Mailbox {
                         batch.push(delivery);
                     }
                 }
-                self.after_drain(&mut state);
+                self.after_drain(&mut state, batch.len());
                 !state.queue.is_empty()
             };
             if batch.is_empty() {
