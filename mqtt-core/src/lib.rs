@@ -38,3 +38,8 @@ pub use retained::{RetainedError, RetainedStore};
 pub use route::{RouteTable, ShareStrategy};
 pub use str::ByteStr;
 pub use topic::{SubscriptionFilter, TopicError, TopicFilter, TopicName};
+
+/// The hasher of the maps on the publish path (route table levels and exact topics, retained
+/// index): foldhash, several times faster than SipHash on short keys, and seeded at random per
+/// map, so a client cannot precompute topics that collide.
+pub(crate) type FastHash = foldhash::fast::RandomState;

@@ -16,6 +16,7 @@ use std::sync::{
 };
 
 use crate::{
+    FastHash,
     topic::{TopicFilter, TopicName},
     trie::{ROOT, Trie, level_at},
 };
@@ -53,7 +54,7 @@ const END: usize = usize::MAX;
 pub struct RetainedStore<V> {
     /// At most this many topics; 0 for no limit.
     max_messages: usize,
-    index: papaya::HashMap<Box<str>, Slot<V>>,
+    index: papaya::HashMap<Box<str>, Slot<V>, FastHash>,
     trie: RwLock<Trie<Option<Slot<V>>>>,
     len: AtomicUsize,
 }
@@ -63,7 +64,7 @@ impl<V: Clone + Send + Sync> RetainedStore<V> {
     pub fn new(max_messages: usize) -> Self {
         Self {
             max_messages,
-            index: papaya::HashMap::new(),
+            index: papaya::HashMap::with_hasher(FastHash::default()),
             trie: RwLock::new(Trie::default()),
             len: AtomicUsize::new(0),
         }

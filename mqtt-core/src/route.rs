@@ -34,7 +34,7 @@ use std::{
 };
 
 use crate::{
-    ByteStr,
+    ByteStr, FastHash,
     topic::{TopicFilter, TopicName},
     trie::{InlineStack, ROOT, Trie, level_at},
 };
@@ -230,15 +230,15 @@ impl<K: Eq, V> ShareGroup<K, V> {
 
 /// All subscriptions on one filter: normal ones by subscriber, shared ones by group.
 struct Subscribers<K, V> {
-    plain: HashMap<K, V>,
-    groups: HashMap<Box<str>, ShareGroup<K, V>>,
+    plain: HashMap<K, V, FastHash>,
+    groups: HashMap<Box<str>, ShareGroup<K, V>, FastHash>,
 }
 
 impl<K, V> Default for Subscribers<K, V> {
     fn default() -> Self {
         Self {
-            plain: HashMap::new(),
-            groups: HashMap::new(),
+            plain: HashMap::default(),
+            groups: HashMap::default(),
         }
     }
 }
@@ -325,7 +325,7 @@ const INLINE_FRAMES: usize = 64;
 /// documentation for how readers and writers share the structure.
 pub struct RouteTable<K, V> {
     strategy: ShareStrategy,
-    exact: papaya::HashMap<Box<str>, Bucket<K, V>>,
+    exact: papaya::HashMap<Box<str>, Bucket<K, V>, FastHash>,
     wildcard: RwLock<Trie<Subscribers<K, V>>>,
     /// Subscriptions in `wildcard`; while 0, readers skip its lock.
     wildcard_len: AtomicUsize,
@@ -344,7 +344,7 @@ where
     pub fn new(strategy: ShareStrategy) -> Self {
         Self {
             strategy,
-            exact: papaya::HashMap::new(),
+            exact: papaya::HashMap::with_hasher(FastHash::default()),
             wildcard: RwLock::new(Trie::default()),
             wildcard_len: AtomicUsize::new(0),
             len: AtomicUsize::new(0),

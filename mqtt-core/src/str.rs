@@ -8,14 +8,17 @@ use std::{
 };
 
 use bytes::Bytes;
+use bytestring::ByteString;
 
 /// An immutable UTF-8 string backed by [`Bytes`].
 ///
 /// Topics, client ids and property strings are decoded as slices of the received packet, so a
 /// PUBLISH routed to a thousand subscribers shares one topic allocation instead of copying it.
-/// The UTF-8 check happens once, in [`ByteStr::from_utf8`]; afterwards the bytes are known valid.
+/// The UTF-8 check happens once, in [`ByteStr::from_utf8`]; afterwards the bytes are known valid
+/// and reading the string costs nothing (`bytestring` holds that invariant, so this crate needs
+/// no `unsafe`).
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ByteStr(Bytes);
+pub struct ByteStr(ByteString);
 
 // Hashes as `str` does, as `Borrow<str>` requires: a `HashMap<ByteStr, _>` is then
 // searchable with a plain `&str`.
@@ -28,35 +31,32 @@ impl Hash for ByteStr {
 impl ByteStr {
     /// An empty string.
     pub const fn new() -> Self {
-        Self(Bytes::new())
+        Self(ByteString::from_static(""))
     }
 
     /// Wraps `bytes` after checking that they are UTF-8.
     pub fn from_utf8(bytes: Bytes) -> Result<Self, std::str::Utf8Error> {
-        std::str::from_utf8(&bytes)?;
-        Ok(Self(bytes))
+        ByteString::try_from(bytes).map(Self)
     }
 
     /// A string from a `'static` literal, without copying.
     pub const fn from_static(s: &'static str) -> Self {
-        Self(Bytes::from_static(s.as_bytes()))
+        Self(ByteString::from_static(s))
     }
 
     /// The string.
     pub fn as_str(&self) -> &str {
-        // The constructors only ever store UTF-8, so this cannot fail; fall back to "" rather
-        // than panic if that invariant were ever broken.
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        &self.0
     }
 
     /// The underlying bytes (shared, not copied).
     pub fn as_bytes(&self) -> &Bytes {
-        &self.0
+        self.0.as_bytes()
     }
 
     /// Consumes the string into its bytes.
     pub fn into_bytes(self) -> Bytes {
-        self.0
+        self.0.into_bytes()
     }
 }
 
@@ -81,13 +81,13 @@ impl Borrow<str> for ByteStr {
 
 impl From<String> for ByteStr {
     fn from(s: String) -> Self {
-        Self(Bytes::from(s))
+        Self(ByteString::from(s))
     }
 }
 
 impl From<&str> for ByteStr {
     fn from(s: &str) -> Self {
-        Self(Bytes::copy_from_slice(s.as_bytes()))
+        Self(ByteString::from(s))
     }
 }
 

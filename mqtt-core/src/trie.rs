@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 
+use crate::FastHash;
+
 /// The index of the root node, which always exists and stands for the empty prefix.
 pub(crate) const ROOT: usize = 0;
 
@@ -18,7 +20,7 @@ pub(crate) struct Node<T> {
     /// The level this node stands for, the key of this node in its parent's `children`.
     token: Box<str>,
     /// Child nodes by level.
-    children: HashMap<Box<str>, usize>,
+    children: HashMap<Box<str>, usize, FastHash>,
     /// What the user of the trie stores at this prefix.
     pub(crate) data: T,
 }
@@ -28,7 +30,7 @@ impl<T: Default> Node<T> {
         Self {
             parent,
             token,
-            children: HashMap::new(),
+            children: HashMap::default(),
             data: T::default(),
         }
     }
