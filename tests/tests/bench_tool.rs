@@ -59,9 +59,59 @@ async fn pub_with_subscribers_reports_no_loss() {
     gateway.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_transport_carries_a_run_without_loss() {
+    let gateway = start_gateway().await;
+    let ca = tributary_tests::temp_dir("bench-ca");
+    std::fs::create_dir_all(&ca).unwrap();
+    let cacertfile = ca.join("ca.pem");
+    std::fs::write(&cacertfile, gateway.self_signed_pem()).unwrap();
+    let cacertfile = cacertfile.to_str().unwrap().to_owned();
+    let cases: [(&str, &[&str]); 5] = [
+        ("ssl", &["--ssl", "--cacertfile", &cacertfile]),
+        ("ssl", &["--ssl"]),
+        ("ws", &["--ws"]),
+        ("wss", &["--ssl", "--ws", "--cacertfile", &cacertfile]),
+        ("quic", &["--quic", "--cacertfile", &cacertfile]),
+    ];
+    for (listener, flags) in cases {
+        let port = gateway.addr_of(listener, "default").port().to_string();
+        let mut args = vec![
+            "pub",
+            "-p",
+            &port,
+            "-c",
+            "2",
+            "-i",
+            "0",
+            "-t",
+            "bench/%i",
+            "-q",
+            "1",
+            "-s",
+            "32",
+            "-I",
+            "1",
+            "-L",
+            "100",
+            "--subs",
+            "2",
+            "--duration",
+            "10s",
+        ];
+        args.extend_from_slice(flags);
+        let summary = bench(&args).await;
+        assert_eq!(summary["connected"], 4, "{flags:?}: {summary}");
+        assert_eq!(summary["delivered"], 100, "{flags:?}: {summary}");
+        assert_eq!(summary["lost"], 0, "{flags:?}: {summary}");
+    }
+    std::fs::remove_dir_all(&ca).unwrap();
+    gateway.shutdown().await;
+}
+
 #[tokio::test]
-async fn unsupported_transports_are_refused() {
-    let args = BenchArgs::try_parse_from(["bench", "conn", "--ws", "-c", "1"]).unwrap();
+async fn contradictory_transports_are_refused() {
+    let args = BenchArgs::try_parse_from(["bench", "conn", "--quic", "--ws", "-c", "1"]).unwrap();
     let error = run(&args).await.unwrap_err();
-    assert!(error.to_string().contains("WebSocket"), "{error}");
+    assert!(error.to_string().contains("--quic"), "{error}");
 }

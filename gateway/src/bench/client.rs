@@ -1,4 +1,4 @@
-//! A lean MQTT client for the load tool: one tokio [`TcpStream`], the codec of
+//! A lean MQTT client for the load tool: one byte stream of any transport, the codec of
 //! `tributary-mqtt-core`, one read buffer and one write buffer reused for the whole connection.
 //!
 //! It knows only what a load generator needs: CONNECT/CONNACK, SUBSCRIBE/SUBACK, PUBLISH in
@@ -14,11 +14,10 @@ use std::{
     time::Duration,
 };
 
+use super::transport::{Stream, Transport};
+
 use bytes::{BufMut, BytesMut};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpSocket, TcpStream},
-};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tributary_mqtt_core::{
     ByteStr, Packet, PacketId, ProtocolVersion, QoS, ReasonCode,
     codec::{DecodeError, Decoder, encode},
@@ -66,6 +65,8 @@ pub(crate) enum ClientError {
 pub(crate) struct Target {
     /// The broker's address.
     pub(crate) addr: SocketAddr,
+    /// How to reach it.
+    pub(crate) transport: Transport,
     /// Local addresses to connect from, round robin by client index; empty: the OS picks.
     pub(crate) ifaddrs: Vec<IpAddr>,
     /// Protocol version.
@@ -83,9 +84,8 @@ pub(crate) struct Target {
 }
 
 /// One connected client.
-#[derive(Debug)]
 pub(crate) struct Client {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     decoder: Decoder,
     rbuf: BytesMut,
     /// Packets queued for the next [`Client::flush`].
@@ -93,9 +93,18 @@ pub(crate) struct Client {
     version: ProtocolVersion,
 }
 
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("version", &self.version)
+            .field("buffered", &self.rbuf.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Client {
-    /// Opens a TCP connection (from `target.ifaddrs[index % len]` when given), sends CONNECT
-    /// and waits for a successful CONNACK, all within `target.timeout`.
+    /// Opens a connection (from `target.ifaddrs[index % len]` when given), sends CONNECT and
+    /// waits for a successful CONNACK, all within `target.timeout`.
     pub(crate) async fn connect(
         target: &Target,
         index: u64,
@@ -114,20 +123,10 @@ impl Client {
         index: u64,
         client_id: &str,
     ) -> Result<Self, ClientError> {
-        let socket = if target.addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        if !target.ifaddrs.is_empty() {
-            let len = target.ifaddrs.len() as u64;
-            let pick = usize::try_from(index % len).unwrap_or(0);
-            if let Some(&ip) = target.ifaddrs.get(pick) {
-                socket.bind(SocketAddr::new(ip, 0))?;
-            }
-        }
-        let stream = socket.connect(target.addr).await?;
-        stream.set_nodelay(true)?;
+        let stream = target
+            .transport
+            .connect(target.addr, &target.ifaddrs, index)
+            .await?;
         let mut client = Self {
             stream,
             decoder: Decoder::with_version(target.version, u32::MAX),
@@ -228,6 +227,9 @@ impl Client {
     pub(crate) async fn flush(&mut self) -> Result<(), ClientError> {
         if !self.wbuf.is_empty() {
             self.stream.write_all(&self.wbuf).await?;
+            // TLS and WebSocket streams may hold what they accepted (a record, a frame) until
+            // flushed; for TCP this is a no-op.
+            self.stream.flush().await?;
             self.wbuf.clear();
         }
         Ok(())

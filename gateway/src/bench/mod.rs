@@ -16,8 +16,9 @@
 //! the broker only through sockets, one tokio task per connection; it prints a line a second
 //! on stderr and a JSON summary on stdout, and stops by itself.
 //!
-//! TCP only for now: TLS (`--ssl`), WebSocket (`--ws`) and QUIC (`--quic`) come with those
-//! transports in the broker, and are refused with a clear error until then.
+//! Transports: TCP (default), TLS (`--ssl`), WebSocket (`--ws`, path `--ws-path`), both
+//! (`--ssl --ws`) and QUIC (`--quic`, ALPN `mqtt`). TLS verifies against `--cacertfile` when
+//! given, and does not verify the broker's certificate otherwise (see `transport`).
 
 mod client;
 mod report;
@@ -25,6 +26,7 @@ mod roles;
 mod scenario;
 mod stats;
 mod template;
+mod transport;
 
 use std::{net::IpAddr, time::Duration};
 
@@ -47,8 +49,9 @@ Examples (the benchmark suite in bench/run uses exactly these shapes):
   tributary bench pub -c 200 -t 'bench/%i' -I 10 --subs 1 --sub-topic 'bench/+'
   tributary bench sub -c 10 -t 'sensors/#' -q 1
 
-Transports: TCP. TLS (--ssl), WebSocket (--ws) and QUIC (--quic) come with those
-listeners and are refused with an error until then."
+Transports: TCP by default; --ssl (TLS), --ws (WebSocket, path --ws-path), --ssl --ws
+(WSS), --quic (ALPN mqtt). TLS checks the broker's certificate against --cacertfile when
+given, and does not verify it otherwise."
 )]
 pub struct BenchArgs {
     /// What to run.
@@ -122,15 +125,22 @@ pub struct CommonArgs {
     /// Bound on one connect (handshake, CONNACK, SUBACK).
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
-    /// TLS: not supported by the load tool yet (it speaks TCP only).
+    /// TLS (with --ws: WebSocket over TLS).
     #[arg(short = 'S', long)]
     pub ssl: bool,
-    /// WebSocket: not supported by the load tool yet (it speaks TCP only).
+    /// MQTT over WebSocket (subprotocol mqtt).
     #[arg(long)]
     pub ws: bool,
-    /// QUIC: not supported by the load tool yet (it speaks TCP only).
+    /// The WebSocket path.
+    #[arg(long, default_value = "/mqtt")]
+    pub ws_path: String,
+    /// MQTT over QUIC (ALPN mqtt; -p is the UDP port).
     #[arg(long)]
     pub quic: bool,
+    /// CA certificates (PEM) to verify the broker's TLS certificate with; without it the
+    /// certificate is not verified.
+    #[arg(long)]
+    pub cacertfile: Option<std::path::PathBuf>,
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
@@ -201,9 +211,6 @@ pub struct SubArgs {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BenchError {
-    /// A transport the load tool does not speak yet.
-    #[error("{0} is not supported by the load tool yet: it speaks TCP only")]
-    Unsupported(&'static str),
     /// The host did not resolve.
     #[error("cannot resolve {host}: {reason}")]
     Resolve {

@@ -22,6 +22,7 @@ use super::{
     roles::{self, Clock, PublishPlan},
     stats::Stats,
     template,
+    transport::Transport,
 };
 
 /// How long closing connections may take before their tasks are aborted.
@@ -41,21 +42,13 @@ struct Run {
 
 impl Run {
     async fn new(common: &CommonArgs) -> Result<Self, BenchError> {
-        for (on, name) in [
-            (common.ssl, "TLS"),
-            (common.ws, "WebSocket"),
-            (common.quic, "QUIC"),
-        ] {
-            if on {
-                return Err(BenchError::Unsupported(name));
-            }
-        }
         if common.max_connecting == 0 {
             return Err(BenchError::Invalid(
                 "--max-connecting must be at least 1".into(),
             ));
         }
         let addr = resolve(&common.host, common.port).await?;
+        let transport = Transport::from_args(common, addr)?;
         let version = match common.version {
             3 => ProtocolVersion::V31,
             4 => ProtocolVersion::V311,
@@ -68,6 +61,7 @@ impl Run {
         Ok(Self {
             target: Target {
                 addr,
+                transport,
                 ifaddrs: common.ifaddr.clone(),
                 version,
                 keep_alive: common.keep_alive,
