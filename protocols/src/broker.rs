@@ -8,7 +8,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tributary_mqtt_core::{
     ByteStr, QoS, ReasonCode, RetainedStore, RouteTable, ShareStrategy, SubscriptionFilter,
@@ -131,7 +130,6 @@ impl std::fmt::Debug for Broker {
 pub(crate) struct Attachment {
     pub(crate) entry: Arc<SessionEntry>,
     pub(crate) generation: u64,
-    pub(crate) kicks: mpsc::Receiver<Kick>,
 }
 
 impl Broker {
@@ -296,10 +294,8 @@ impl Broker {
                 .await;
 
             let generation = self.next_generation();
-            let (kick_tx, kicks) = mpsc::channel(4);
             let attached = Slot::Attached {
                 generation,
-                kick: kick_tx,
                 client: Arc::clone(&client),
             };
             let previous = std::mem::replace(&mut *entry.slot(), Slot::Discarded);
@@ -343,7 +339,6 @@ impl Broker {
             let attachment = Attachment {
                 entry: target,
                 generation,
-                kicks,
             };
             return (session, session_present, attachment);
         }
@@ -438,12 +433,7 @@ impl Broker {
         will: Option<WillMessage>,
         expiry: Duration,
     ) {
-        let Attachment {
-            entry,
-            generation,
-            kicks,
-        } = attachment;
-        drop(kicks);
+        let Attachment { entry, generation } = attachment;
         entry.mailbox.set_online(false);
         let Some(session) = session else {
             // The connection lost its session state (it cannot, but a takeover must never

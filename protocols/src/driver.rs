@@ -3,10 +3,7 @@
 use std::{future::pending, io, net::SocketAddr, sync::Arc, time::Duration};
 
 use bytes::BytesMut;
-use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
-    sync::mpsc,
-};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tributary_mqtt_core::{
     ByteStr, Packet, ReasonCode,
     connection::{Close, CloseKind, ConnectResult, Connection, Request},
@@ -17,7 +14,7 @@ use crate::{
     hooks::AuthRequest,
     mailbox::{FLOW_WAIT, Mailbox},
     peer_cert::{CertField, PeerCert},
-    registry::Kick,
+    registry::{Kick, SessionEntry},
     stats::Stats,
 };
 
@@ -198,8 +195,8 @@ impl Driver {
             let congested = &self.routing.congested;
             let pending_out = self.conn.transmit().len();
             let deadline = self.conn.poll_timeout().map(tokio::time::Instant::from_std);
-            let (mailbox, kicks) = match &mut self.attachment {
-                Some(a) => (Some(&a.entry.mailbox), Some(&mut a.kicks)),
+            let (mailbox, owner) = match &self.attachment {
+                Some(a) => (Some(&a.entry.mailbox), Some((&*a.entry, a.generation))),
                 None => (None, None),
             };
             tokio::select! {
@@ -207,7 +204,7 @@ impl Driver {
                 () = shutdown.cancelled() => {
                     return self.conn.close(CloseKind::ServerShutdown, ReasonCode::SERVER_SHUTTING_DOWN);
                 }
-                kick = next_kick(kicks) => return self.conn.close(kick.kind, kick.code),
+                kick = next_kick(owner) => return self.conn.close(kick.kind, kick.code),
                 // TLS, WebSocket and QUIC streams may hold accepted bytes in their own buffers
                 // (a TLS record the socket would not take yet, a WebSocket frame): once the
                 // transmit buffer is empty, they are flushed, or the peer could wait forever for
@@ -461,13 +458,11 @@ async fn write_or_flush<W: AsyncWrite + Unpin>(writer: &mut W, out: &[u8]) -> io
     }
 }
 
-async fn next_kick(kicks: Option<&mut mpsc::Receiver<Kick>>) -> Kick {
-    if let Some(kicks) = kicks {
-        if let Some(kick) = kicks.recv().await {
-            return kick;
-        }
+async fn next_kick(owner: Option<(&SessionEntry, u64)>) -> Kick {
+    match owner {
+        Some((entry, generation)) => entry.kicked(generation).await,
+        None => pending().await,
     }
-    pending().await
 }
 
 async fn notified(mailbox: Option<&Arc<Mailbox>>) {

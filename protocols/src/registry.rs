@@ -5,7 +5,7 @@ use std::{
     sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tributary_mqtt_core::{
     ByteStr, ReasonCode,
     connection::{CloseKind, WillMessage},
@@ -57,6 +57,11 @@ pub(crate) struct SessionEntry {
     slot: Mutex<Slot>,
     /// Signalled when a connection hands the session back.
     released: Notify,
+    /// A kick for the connection of the given generation, and its wake-up. Kept here rather
+    /// than in a channel per connection: a kick is rare, and every idle connection would pay
+    /// for the channel.
+    kick: Mutex<Option<(u64, Kick)>>,
+    kicked: Notify,
 }
 
 /// Where the session state is.
@@ -65,7 +70,6 @@ pub(crate) enum Slot {
     /// A connection owns the session state; `kick` reaches its task.
     Attached {
         generation: u64,
-        kick: mpsc::Sender<Kick>,
         client: Arc<ClientInfo>,
     },
     /// No connection: the state waits here until a reconnect, expiry or discard.
@@ -86,6 +90,8 @@ impl SessionEntry {
             connect_lock: tokio::sync::Mutex::new(()),
             slot: Mutex::new(Slot::Discarded),
             released: Notify::new(),
+            kick: Mutex::new(None),
+            kicked: Notify::new(),
         }
     }
 
@@ -124,6 +130,25 @@ impl SessionEntry {
         }
     }
 
+    /// Waits for a kick addressed to the connection of `generation`.
+    pub(crate) async fn kicked(&self, generation: u64) -> Kick {
+        loop {
+            {
+                let mut kick = self.kick.lock().unwrap_or_else(PoisonError::into_inner);
+                match *kick {
+                    Some((g, found)) if g == generation => {
+                        *kick = None;
+                        return found;
+                    }
+                    // One for an earlier owner that left before reading it.
+                    Some((g, _)) if g < generation => *kick = None,
+                    _ => {}
+                }
+            }
+            self.kicked.notified().await;
+        }
+    }
+
     /// Gives the session up without state (see `Broker::detach`).
     pub(crate) fn abandon(&self, generation: u64) {
         let mut slot = self.slot();
@@ -143,12 +168,14 @@ impl SessionEntry {
             // Register interest before looking, so a release between the look and the wait
             // is not missed.
             released.as_mut().enable();
-            let sender = match &*self.slot() {
-                Slot::Attached { kick, .. } => kick.clone(),
+            let generation = match &*self.slot() {
+                Slot::Attached { generation, .. } => *generation,
                 Slot::Detached { .. } | Slot::Discarded => return,
             };
-            // The owner's task may have ended already (its channel closed); it still releases.
-            let _ = sender.try_send(kick);
+            // The owner's task may be ending already; it releases either way.
+            *self.kick.lock().unwrap_or_else(PoisonError::into_inner) = Some((generation, kick));
+            // One waiter at most (the owner); a permit is kept if it is busy right now.
+            self.kicked.notify_one();
             released.await;
         }
     }

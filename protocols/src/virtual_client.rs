@@ -275,15 +275,13 @@ impl VirtualClient {
 
     /// Waits until messages may be queued or another connection takes the session over.
     pub async fn wait(&mut self) -> Wake {
-        let Some(attachment) = &mut self.attachment else {
+        let Some(attachment) = &self.attachment else {
             return Wake::Kicked(CloseKind::Discarded);
         };
         let mailbox = &attachment.entry.mailbox;
         tokio::select! {
             biased;
-            kick = attachment.kicks.recv() => {
-                Wake::Kicked(kick.map_or(CloseKind::TakenOver, |kick| kick.kind))
-            }
+            kick = attachment.entry.kicked(attachment.generation) => Wake::Kicked(kick.kind),
             () = mailbox.notified() => Wake::Deliveries,
         }
     }
