@@ -32,6 +32,8 @@ pub mod tlv;
 
 
 pub use object::{ObjectDef, ObjectRegistry, ResourceDef, ResourceType};
+pub use content::ContentFormat;
 pub use path::LwPath;
+pub use settings::Lwm2mSettings;
 
 
