@@ -245,7 +245,13 @@ fn push_json(out: &mut String, key: &str, value: &Value) {
 
 fn split_path(path: &str) -> (&str, Vec<String>) {
     match path.split_once('?') {
-        Some((p, q)) => (p, q.split('&').filter(|s| !s.is_empty()).map(str::to_owned).collect()),
+        Some((p, q)) => (
+            p,
+            q.split('&')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
         None => (path, Vec::new()),
     }
 }
@@ -272,7 +278,10 @@ impl Command {
 
     /// The `msgType` string, if any.
     pub fn msg_type_str(&self) -> Option<&str> {
-        self.fields.iter().find(|(k, _)| k == "msgType").and_then(|(_, v)| v.as_str())
+        self.fields
+            .iter()
+            .find(|(k, _)| k == "msgType")
+            .and_then(|(_, v)| v.as_str())
     }
 
     /// The operation.
@@ -287,12 +296,18 @@ impl Command {
     }
 
     fn data_str(&self, key: &'static str) -> Result<&str, CommandError> {
-        self.data.get(key).and_then(Value::as_str).ok_or(CommandError::MissingField(key))
+        self.data
+            .get(key)
+            .and_then(Value::as_str)
+            .ok_or(CommandError::MissingField(key))
     }
 
     /// `reqPath`: `data.path` (or `data.basePath`) without its query.
     pub fn req_path(&self) -> String {
-        let raw = self.data_str("path").or_else(|_| self.data_str("basePath")).unwrap_or("");
+        let raw = self
+            .data_str("path")
+            .or_else(|_| self.data_str("basePath"))
+            .unwrap_or("");
         split_path(raw).0.to_owned()
     }
 
@@ -365,7 +380,11 @@ impl Command {
                 let item = WriteItem {
                     path: last.to_string(),
                     ty: self.data_str("type")?.to_owned(),
-                    value: self.data.get("value").cloned().ok_or(CommandError::MissingField("value"))?,
+                    value: self
+                        .data
+                        .get("value")
+                        .cloned()
+                        .ok_or(CommandError::MissingField("value"))?,
                 };
                 request.method = Method::Put;
                 request.content_format = Some(ContentFormat::TLV);
@@ -390,12 +409,18 @@ impl Command {
         list.iter()
             .map(|entry| {
                 let field = |k: &'static str| {
-                    entry.get(k).and_then(Value::as_str).ok_or(CommandError::MissingField(k))
+                    entry
+                        .get(k)
+                        .and_then(Value::as_str)
+                        .ok_or(CommandError::MissingField(k))
                 };
                 Ok(WriteItem {
                     path: field("path")?.to_owned(),
                     ty: field("type")?.to_owned(),
-                    value: entry.get("value").cloned().ok_or(CommandError::MissingField("value"))?,
+                    value: entry
+                        .get("value")
+                        .cloned()
+                        .ok_or(CommandError::MissingField("value"))?,
                 })
             })
             .collect()
@@ -432,7 +457,11 @@ impl Command {
         content: Option<&Value>,
         seq_num: Option<u32>,
     ) -> String {
-        self.envelope(None, seq_num, &response_data(&self.req_path(), code, content))
+        self.envelope(
+            None,
+            seq_num,
+            &response_data(&self.req_path(), code, content),
+        )
     }
 
     /// A notification of this observe command: `msgType` `notify`, `seqNum`, and `data`.
@@ -469,7 +498,10 @@ mod tests {
     use super::*;
 
     fn request(json: &str) -> DeviceRequest {
-        Command::parse(json.as_bytes()).unwrap().to_request().unwrap()
+        Command::parse(json.as_bytes())
+            .unwrap()
+            .to_request()
+            .unwrap()
     }
 
     fn segs(path: &[&str]) -> Vec<String> {
@@ -479,8 +511,14 @@ mod tests {
     #[test]
     fn read_discover_observe_delete() {
         let read = request(r#"{"reqID":1,"msgType":"read","data":{"path":"/3/0/1"}}"#);
-        assert_eq!((read.method, read.path.clone()), (Method::Get, segs(&["3", "0", "1"])));
-        assert_eq!((read.observe, read.accept, read.payload.len()), (None, None, 0));
+        assert_eq!(
+            (read.method, read.path.clone()),
+            (Method::Get, segs(&["3", "0", "1"]))
+        );
+        assert_eq!(
+            (read.observe, read.accept, read.payload.len()),
+            (None, None, 0)
+        );
         let discover = request(r#"{"msgType":"discover","data":{"path":"/3/0"}}"#);
         assert_eq!(discover.accept, Some(ContentFormat::LINK_FORMAT));
         let observe = request(r#"{"msgType":"observe","data":{"path":"/3/0/10"}}"#);
@@ -488,7 +526,10 @@ mod tests {
         let cancel = request(r#"{"msgType":"cancel-observe","data":{"path":"/3/0/10"}}"#);
         assert_eq!(cancel.observe, Some(1));
         let delete = request(r#"{"msgType":"delete","data":{"path":"/5/0"}}"#);
-        assert_eq!((delete.method, delete.path), (Method::Delete, segs(&["5", "0"])));
+        assert_eq!(
+            (delete.method, delete.path),
+            (Method::Delete, segs(&["5", "0"]))
+        );
         let with_query = request(r#"{"msgType":"read","data":{"path":"/3/0/1?a=1&b"}}"#);
         assert_eq!(with_query.queries, ["a=1", "b"]);
         assert_eq!(with_query.path, segs(&["3", "0", "1"]));
@@ -528,7 +569,10 @@ mod tests {
         assert_eq!(attr.method, Method::Put);
         assert_eq!(attr.queries, ["pmin=1", "pmax=5", "lt=5"]);
         let exec = request(r#"{"msgType":"execute","data":{"path":"/3/0/4","args":"2,7"}}"#);
-        assert_eq!((exec.method, exec.content_format), (Method::Post, Some(ContentFormat::TEXT)));
+        assert_eq!(
+            (exec.method, exec.content_format),
+            (Method::Post, Some(ContentFormat::TEXT))
+        );
         assert_eq!(&exec.payload[..], b"2,7");
         let bare = request(r#"{"msgType":"execute","data":{"path":"/3/0/4"}}"#);
         assert!(bare.payload.is_empty());
@@ -549,7 +593,10 @@ mod tests {
             err(r#"{"msgType":"fly","data":{}}"#),
             Err(CommandError::UnknownMsgType("fly".into()))
         );
-        assert_eq!(err(r#"{"msgType":"read"}"#), Err(CommandError::MissingField("path")));
+        assert_eq!(
+            err(r#"{"msgType":"read"}"#),
+            Err(CommandError::MissingField("path"))
+        );
         assert!(matches!(
             err(r#"{"msgType":"read","data":{"path":"/x"}}"#),
             Err(CommandError::BadPath(_))
@@ -566,8 +613,8 @@ mod tests {
 
     #[test]
     fn response_documents_match_the_emqx_examples() {
-        let read = Command::parse(br#"{"reqID":1,"msgType":"read","data":{"path":"/3/0/1"}}"#)
-            .unwrap();
+        let read =
+            Command::parse(br#"{"reqID":1,"msgType":"read","data":{"path":"/3/0/1"}}"#).unwrap();
         assert_eq!(
             read.response_json(
                 ResponseCode::CONTENT,
@@ -576,8 +623,8 @@ mod tests {
             ),
             r#"{"reqID":1,"msgType":"read","data":{"reqPath":"/3/0/1","code":"2.05","codeMsg":"content","content":[{"path":"/3/0/1","value":"Lightweight M2M Client"}]}}"#
         );
-        let exec = Command::parse(br#"{"reqID":4,"msgType":"execute","data":{"path":"/3/0/4"}}"#)
-            .unwrap();
+        let exec =
+            Command::parse(br#"{"reqID":4,"msgType":"execute","data":{"path":"/3/0/4"}}"#).unwrap();
         assert_eq!(
             exec.response_json(ResponseCode::new(4, 1), None, None),
             r#"{"reqID":4,"msgType":"execute","data":{"reqPath":"/3/0/4","code":"4.01","codeMsg":"unauthorized"}}"#
@@ -590,9 +637,10 @@ mod tests {
             create.response_json(ResponseCode::CREATED, None, None),
             r#"{"reqID":6,"msgType":"create","data":{"reqPath":"/5","code":"2.01","codeMsg":"created"}}"#
         );
-        let attr =
-            Command::parse(br#"{"reqID":8,"msgType":"write-attr","data":{"path":"/3/0/9?pmin=1"}}"#)
-                .unwrap();
+        let attr = Command::parse(
+            br#"{"reqID":8,"msgType":"write-attr","data":{"path":"/3/0/9?pmin=1"}}"#,
+        )
+        .unwrap();
         assert_eq!(
             attr.response_json(ResponseCode::CHANGED, None, None),
             r#"{"reqID":8,"msgType":"write-attr","data":{"reqPath":"/3/0/9","code":"2.04","codeMsg":"changed"}}"#
@@ -601,7 +649,11 @@ mod tests {
             Command::parse(br#"{"reqID":307,"msgType":"observe","data":{"path":"/3/0/10"}}"#)
                 .unwrap();
         assert_eq!(
-            observe.notify_json(3, ResponseCode::CONTENT, Some(&json!([{"path":"/3/0/10","value":4096}]))),
+            observe.notify_json(
+                3,
+                ResponseCode::CONTENT,
+                Some(&json!([{"path":"/3/0/10","value":4096}]))
+            ),
             r#"{"reqID":307,"msgType":"notify","seqNum":3,"data":{"reqPath":"/3/0/10","code":"2.05","codeMsg":"content","content":[{"path":"/3/0/10","value":4096}]}}"#
         );
         let ack = Command::parse(
@@ -617,14 +669,28 @@ mod tests {
     #[test]
     fn every_code_string_and_message() {
         let table = [
-            (2, 1, "created"), (2, 2, "deleted"), (2, 3, "valid"), (2, 4, "changed"),
-            (2, 5, "content"), (2, 31, "continue"), (4, 0, "bad_request"), (4, 1, "unauthorized"),
-            (4, 2, "bad_option"), (4, 3, "forbidden"), (4, 4, "not_found"),
-            (4, 5, "method_not_allowed"), (4, 6, "not_acceptable"),
-            (4, 8, "request_entity_incomplete"), (4, 12, "precondition_failed"),
-            (4, 13, "request_entity_too_large"), (4, 15, "unsupported_content_format"),
-            (5, 0, "internal_server_error"), (5, 1, "not_implemented"), (5, 2, "bad_gateway"),
-            (5, 3, "service_unavailable"), (5, 4, "gateway_timeout"),
+            (2, 1, "created"),
+            (2, 2, "deleted"),
+            (2, 3, "valid"),
+            (2, 4, "changed"),
+            (2, 5, "content"),
+            (2, 31, "continue"),
+            (4, 0, "bad_request"),
+            (4, 1, "unauthorized"),
+            (4, 2, "bad_option"),
+            (4, 3, "forbidden"),
+            (4, 4, "not_found"),
+            (4, 5, "method_not_allowed"),
+            (4, 6, "not_acceptable"),
+            (4, 8, "request_entity_incomplete"),
+            (4, 12, "precondition_failed"),
+            (4, 13, "request_entity_too_large"),
+            (4, 15, "unsupported_content_format"),
+            (5, 0, "internal_server_error"),
+            (5, 1, "not_implemented"),
+            (5, 2, "bad_gateway"),
+            (5, 3, "service_unavailable"),
+            (5, 4, "gateway_timeout"),
             (5, 5, "proxying_not_supported"),
         ];
         for (class, detail, msg) in table {

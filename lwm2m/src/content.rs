@@ -94,10 +94,7 @@ fn malformed(e: impl ToString) -> ContentError {
     ContentError::Malformed(e.to_string())
 }
 
-fn resource_type(
-    registry: &ObjectRegistry,
-    path: &LwPath,
-) -> Result<ResourceType, ContentError> {
+fn resource_type(registry: &ObjectRegistry, path: &LwPath) -> Result<ResourceType, ContentError> {
     let def = path
         .resource()
         .and_then(|r| registry.resource(path.object(), r))
@@ -158,7 +155,11 @@ pub fn decode_content(
 
 /// The first `depth` levels of `path`, or `None` when it is shallower.
 fn truncate(path: &LwPath, depth: usize) -> Option<LwPath> {
-    let mut out = path.ids().first().map(|o| LwPath::parse(&format!("/{o}")))?.ok()?;
+    let mut out = path
+        .ids()
+        .first()
+        .map(|o| LwPath::parse(&format!("/{o}")))?
+        .ok()?;
     for id in path.ids().get(1..depth)? {
         out = out.child(*id)?;
     }
@@ -171,7 +172,9 @@ fn walk_tlv(
     registry: &ObjectRegistry,
     out: &mut Vec<Value>,
 ) -> Result<(), ContentError> {
-    let path = parent.child(element.id).ok_or_else(|| ContentError::BadPath(parent.to_string()))?;
+    let path = parent
+        .child(element.id)
+        .ok_or_else(|| ContentError::BadPath(parent.to_string()))?;
     match &element.value {
         TlvValue::Children(children) => {
             for child in children {
@@ -194,7 +197,12 @@ fn typed_tlv_value(bytes: &[u8], ty: ResourceType) -> Result<Value, tlv::TlvErro
             [_] | [_, _] | [_, _, _, _] | [_, _, _, _, _, _, _, _] => {
                 Value::from(bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
             }
-            _ => return Err(tlv::TlvError::BadValue { ty: "Unsigned Integer", len: bytes.len() }),
+            _ => {
+                return Err(tlv::TlvError::BadValue {
+                    ty: "Unsigned Integer",
+                    len: bytes.len(),
+                });
+            }
         },
         ResourceType::Float => serde_json::Number::from_f64(tlv::decode_float(bytes)?)
             .map_or(Value::Null, Value::Number),
@@ -212,7 +220,10 @@ fn typed_tlv_value(bytes: &[u8], ty: ResourceType) -> Result<Value, tlv::TlvErro
     })
 }
 
-fn typed_entries(entries: Vec<Entry>, registry: &ObjectRegistry) -> Result<Vec<Value>, ContentError> {
+fn typed_entries(
+    entries: Vec<Entry>,
+    registry: &ObjectRegistry,
+) -> Result<Vec<Value>, ContentError> {
     entries
         .into_iter()
         .map(|entry| {
@@ -257,7 +268,10 @@ pub struct WriteItem {
 
 /// Encodes one write value as TLV value bytes (GATEWAYS.md "Value types for write/create").
 pub fn encode_value(item: &WriteItem) -> Result<Vec<u8>, ContentError> {
-    let bad = || ContentError::BadValue { ty: item.ty.clone(), path: item.path.clone() };
+    let bad = || ContentError::BadValue {
+        ty: item.ty.clone(),
+        path: item.path.clone(),
+    };
     let number = || match &item.value {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse::<f64>().ok(),
@@ -280,9 +294,9 @@ pub fn encode_value(item: &WriteItem) -> Result<Vec<u8>, ContentError> {
             _ => return Err(bad()),
         },
         "Opaque" => match &item.value {
-            Value::String(s) => {
-                base64::engine::general_purpose::STANDARD.decode(s).map_err(|_| bad())?
-            }
+            Value::String(s) => base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .map_err(|_| bad())?,
             _ => return Err(bad()),
         },
         "Boolean" => tlv::encode_bool(match &item.value {
@@ -292,7 +306,9 @@ pub fn encode_value(item: &WriteItem) -> Result<Vec<u8>, ContentError> {
             _ => return Err(bad()),
         }),
         "Objlnk" => {
-            let Value::String(s) = &item.value else { return Err(bad()) };
+            let Value::String(s) = &item.value else {
+                return Err(bad());
+            };
             let (o, i) = s.split_once(':').ok_or_else(bad)?;
             tlv::encode_objlnk(o.parse().map_err(|_| bad())?, i.parse().map_err(|_| bad())?)
         }
@@ -313,7 +329,10 @@ pub fn encode_write(base: &LwPath, items: &[WriteItem]) -> Result<Bytes, Content
             .trim_matches('/')
             .split('/')
             .filter(|s| !s.is_empty())
-            .map(|s| s.parse::<u16>().map_err(|_| ContentError::BadPath(item.path.clone())))
+            .map(|s| {
+                s.parse::<u16>()
+                    .map_err(|_| ContentError::BadPath(item.path.clone()))
+            })
             .collect::<Result<_, _>>()?;
         if base.depth() + rel.len() > 4 || rel.is_empty() || base.depth() + rel.len() < 3 {
             return Err(ContentError::BadPath(format!("{base} + {}", item.path)));
@@ -343,9 +362,15 @@ pub fn encode_write(base: &LwPath, items: &[WriteItem]) -> Result<Bytes, Content
 }
 
 fn insert(siblings: &mut Vec<Tlv>, levels: &[(TlvKind, u16)], value: Bytes) {
-    let Some(((kind, id), rest)) = levels.split_first() else { return };
+    let Some(((kind, id), rest)) = levels.split_first() else {
+        return;
+    };
     if rest.is_empty() {
-        siblings.push(Tlv { kind: *kind, id: *id, value: TlvValue::Bytes(value) });
+        siblings.push(Tlv {
+            kind: *kind,
+            id: *id,
+            value: TlvValue::Bytes(value),
+        });
         return;
     }
     let position = siblings.iter().position(|t| t.kind == *kind && t.id == *id);
@@ -373,9 +398,12 @@ mod tests {
         let content =
             decode_content(Some(ContentFormat::TEXT), b"2048", &p("/3/0/10"), &registry).unwrap();
         assert_eq!(content, json!([{"path": "/3/0/10", "value": 2048}]));
-        let content = decode_content(None, b"Lightweight M2M Client", &p("/3/0/1"), &registry)
-            .unwrap();
-        assert_eq!(content, json!([{"path": "/3/0/1", "value": "Lightweight M2M Client"}]));
+        let content =
+            decode_content(None, b"Lightweight M2M Client", &p("/3/0/1"), &registry).unwrap();
+        assert_eq!(
+            content,
+            json!([{"path": "/3/0/1", "value": "Lightweight M2M Client"}])
+        );
         assert_eq!(
             decode_content(None, b"1", &p("/31024/0/1"), &registry),
             Err(ContentError::NoDefinition("/31024/0/1".into()))
@@ -402,9 +430,13 @@ mod tests {
             ])
         );
         // The same resource read at resource level.
-        let content =
-            decode_content(Some(ContentFormat::TLV), &[0xC1, 0x09, 0x64], &p("/3/0/9"), &registry)
-                .unwrap();
+        let content = decode_content(
+            Some(ContentFormat::TLV),
+            &[0xC1, 0x09, 0x64],
+            &p("/3/0/9"),
+            &registry,
+        )
+        .unwrap();
         assert_eq!(content, json!([{"path": "/3/0/9", "value": 100}]));
         // An object read: object instance 0 holding a Boolean of 3311.
         let content = decode_content(
@@ -468,9 +500,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(senml, json!([{"path": "/3/0/9", "value": 95}]));
-        let raw =
-            decode_content(Some(ContentFormat::OCTET_STREAM), b"\x00\xff", &p("/5/0/0"), &registry)
-                .unwrap();
+        let raw = decode_content(
+            Some(ContentFormat::OCTET_STREAM),
+            b"\x00\xff",
+            &p("/5/0/0"),
+            &registry,
+        )
+        .unwrap();
         assert_eq!(raw, json!([{"path": "/5/0/0", "value": "AP8="}]));
         assert_eq!(
             decode_content(Some(ContentFormat(60)), b"", &p("/3/0"), &registry),
@@ -479,19 +515,44 @@ mod tests {
     }
 
     fn item(path: &str, ty: &str, value: Value) -> WriteItem {
-        WriteItem { path: path.into(), ty: ty.into(), value }
+        WriteItem {
+            path: path.into(),
+            ty: ty.into(),
+            value,
+        }
     }
 
     #[test]
     fn write_values_encode_per_type() {
-        assert_eq!(encode_value(&item("1", "Integer", json!("300"))).unwrap(), [0x01, 0x2C]);
+        assert_eq!(
+            encode_value(&item("1", "Integer", json!("300"))).unwrap(),
+            [0x01, 0x2C]
+        );
         assert_eq!(encode_value(&item("1", "Time", json!(5))).unwrap(), [5]);
-        assert_eq!(encode_value(&item("1", "Float", json!("1.5"))).unwrap(), 1.5f32.to_be_bytes());
-        assert_eq!(encode_value(&item("1", "Boolean", json!("true"))).unwrap(), [1]);
-        assert_eq!(encode_value(&item("1", "Boolean", json!("false"))).unwrap(), [0]);
-        assert_eq!(encode_value(&item("1", "Opaque", json!("AQI="))).unwrap(), [1, 2]);
-        assert_eq!(encode_value(&item("1", "Objlnk", json!("3:1"))).unwrap(), [0, 3, 0, 1]);
-        assert_eq!(encode_value(&item("1", "String", json!("x"))).unwrap(), b"x");
+        assert_eq!(
+            encode_value(&item("1", "Float", json!("1.5"))).unwrap(),
+            1.5f32.to_be_bytes()
+        );
+        assert_eq!(
+            encode_value(&item("1", "Boolean", json!("true"))).unwrap(),
+            [1]
+        );
+        assert_eq!(
+            encode_value(&item("1", "Boolean", json!("false"))).unwrap(),
+            [0]
+        );
+        assert_eq!(
+            encode_value(&item("1", "Opaque", json!("AQI="))).unwrap(),
+            [1, 2]
+        );
+        assert_eq!(
+            encode_value(&item("1", "Objlnk", json!("3:1"))).unwrap(),
+            [0, 3, 0, 1]
+        );
+        assert_eq!(
+            encode_value(&item("1", "String", json!("x"))).unwrap(),
+            b"x"
+        );
         assert!(encode_value(&item("1", "Boolean", json!("yes"))).is_err());
         assert!(encode_value(&item("1", "Integer", json!("x"))).is_err());
         assert!(encode_value(&item("1", "Complex", json!(1))).is_err());
@@ -505,10 +566,16 @@ mod tests {
         // Batch with a 3-level base: a multiple resource of resource instances.
         let multi = encode_write(
             &p("/3/0/7"),
-            &[item("0", "Integer", json!(1)), item("1", "Integer", json!(2))],
+            &[
+                item("0", "Integer", json!(1)),
+                item("1", "Integer", json!(2)),
+            ],
         )
         .unwrap();
-        assert_eq!(&multi[..], &[0x86, 0x07, 0x41, 0x00, 0x01, 0x41, 0x01, 0x02]);
+        assert_eq!(
+            &multi[..],
+            &[0x86, 0x07, 0x41, 0x00, 0x01, 0x41, 0x01, 0x02]
+        );
         // Create under /5: object instance 0 holding resource 1.
         let create = encode_write(&p("/5"), &[item("/0/1", "String", json!("u"))]).unwrap();
         assert_eq!(&create[..], &[0x03, 0x00, 0xC1, 0x01, b'u']);

@@ -30,10 +30,7 @@ pub mod settings;
 pub mod text;
 pub mod tlv;
 
-
-pub use object::{ObjectDef, ObjectRegistry, ResourceDef, ResourceType};
 pub use content::ContentFormat;
+pub use object::{ObjectDef, ObjectRegistry, ResourceDef, ResourceType};
 pub use path::LwPath;
 pub use settings::Lwm2mSettings;
-
-

@@ -17,7 +17,10 @@ pub struct LinkLimits {
 
 impl Default for LinkLimits {
     fn default() -> Self {
-        Self { max_links: 512, max_len: 16 * 1024 }
+        Self {
+            max_links: 512,
+            max_len: 16 * 1024,
+        }
     }
 }
 
@@ -51,7 +54,10 @@ pub struct Link {
 impl Link {
     /// The value of an attribute, if present with a value.
     pub fn attribute(&self, name: &str) -> Option<&str> {
-        self.attributes.iter().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
+        self.attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.as_deref())
     }
 }
 
@@ -107,7 +113,10 @@ fn push_link(out: &mut Vec<String>, raw: &str, limits: LinkLimits) -> Result<(),
 
 /// Parses a link-format payload (RFC 6690 §2) into links.
 pub fn parse_links(payload: &[u8], limits: LinkLimits) -> Result<Vec<Link>, LinkError> {
-    split_links(payload, limits)?.iter().map(|raw| parse_link(raw)).collect()
+    split_links(payload, limits)?
+        .iter()
+        .map(|raw| parse_link(raw))
+        .collect()
 }
 
 fn parse_link(raw: &str) -> Result<Link, LinkError> {
@@ -148,7 +157,9 @@ fn parse_link(raw: &str) -> Result<Link, LinkError> {
 /// (default `/`) and its prefix is removed from the other links.
 pub fn object_list(payload: &[u8], limits: LinkLimits) -> Result<ObjectList, LinkError> {
     let links = parse_links(payload, limits)?;
-    let alternate = links.iter().find(|l| l.attribute("rt") == Some("oma.lwm2m"));
+    let alternate = links
+        .iter()
+        .find(|l| l.attribute("rt") == Some("oma.lwm2m"));
     let alternate_path = alternate.map_or_else(|| "/".to_owned(), |l| l.target.clone());
     let prefix = alternate_path.trim_end_matches('/');
     let objects = links
@@ -161,7 +172,10 @@ pub fn object_list(payload: &[u8], limits: LinkLimits) -> Result<ObjectList, Lin
             _ => l.target.clone(),
         })
         .collect();
-    Ok(ObjectList { alternate_path, objects })
+    Ok(ObjectList {
+        alternate_path,
+        objects,
+    })
 }
 
 #[cfg(test)]
@@ -179,7 +193,8 @@ mod tests {
     #[test]
     fn alternate_path_is_taken_and_stripped() {
         // LwM2M 1.0.2 §5.3.1 example with an alternate path.
-        let payload = br#"</lwm2m>;rt="oma.lwm2m", </lwm2m/1/101>, </lwm2m/1/102>, </lwm2m/3/0>;ver=1.1"#;
+        let payload =
+            br#"</lwm2m>;rt="oma.lwm2m", </lwm2m/1/101>, </lwm2m/1/102>, </lwm2m/3/0>;ver=1.1"#;
         let list = object_list(payload, LinkLimits::default()).unwrap();
         assert_eq!(list.alternate_path, "/lwm2m");
         assert_eq!(list.objects, ["/1/101", "/1/102", "/3/0"]);
@@ -201,19 +216,39 @@ mod tests {
 
     #[test]
     fn discover_payload_splits_into_link_strings() {
-        let links =
-            split_links(b"</3/0/7>;dim=8;pmin=10;pmax=60;gt=50;lt=42.2,</3/0/8>", LinkLimits::default())
-                .unwrap();
-        assert_eq!(links, ["</3/0/7>;dim=8;pmin=10;pmax=60;gt=50;lt=42.2", "</3/0/8>"]);
+        let links = split_links(
+            b"</3/0/7>;dim=8;pmin=10;pmax=60;gt=50;lt=42.2,</3/0/8>",
+            LinkLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            links,
+            ["</3/0/7>;dim=8;pmin=10;pmax=60;gt=50;lt=42.2", "</3/0/8>"]
+        );
     }
 
     #[test]
     fn limits_are_enforced() {
-        let limits = LinkLimits { max_links: 2, max_len: 20 };
-        assert_eq!(split_links(b"</1>,</2>,</3>", limits), Err(LinkError::TooManyLinks(2)));
-        assert_eq!(split_links(&[b'x'; 21], limits), Err(LinkError::TooLong(21)));
+        let limits = LinkLimits {
+            max_links: 2,
+            max_len: 20,
+        };
+        assert_eq!(
+            split_links(b"</1>,</2>,</3>", limits),
+            Err(LinkError::TooManyLinks(2))
+        );
+        assert_eq!(
+            split_links(&[b'x'; 21], limits),
+            Err(LinkError::TooLong(21))
+        );
         assert_eq!(split_links(&[0xFF], limits), Err(LinkError::NotUtf8));
-        assert!(matches!(parse_links(b"/1", limits), Err(LinkError::Malformed(_))));
-        assert!(matches!(parse_links(b"</1>x", limits), Err(LinkError::Malformed(_))));
+        assert!(matches!(
+            parse_links(b"/1", limits),
+            Err(LinkError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_links(b"</1>x", limits),
+            Err(LinkError::Malformed(_))
+        ));
     }
 }

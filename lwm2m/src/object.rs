@@ -12,22 +12,46 @@ use thiserror::Error;
 
 /// The models shipped in `lwm2m/xml/`, embedded at build time.
 const BUILTIN_XML: &[(&str, &str)] = &[
-    ("LWM2M_Security-v1_0.xml", include_str!("../xml/LWM2M_Security-v1_0.xml")),
-    ("LWM2M_Server-v1_0.xml", include_str!("../xml/LWM2M_Server-v1_0.xml")),
-    ("LWM2M_Access_Control-v1_0.xml", include_str!("../xml/LWM2M_Access_Control-v1_0.xml")),
-    ("LWM2M_Device-v1_0.xml", include_str!("../xml/LWM2M_Device-v1_0.xml")),
+    (
+        "LWM2M_Security-v1_0.xml",
+        include_str!("../xml/LWM2M_Security-v1_0.xml"),
+    ),
+    (
+        "LWM2M_Server-v1_0.xml",
+        include_str!("../xml/LWM2M_Server-v1_0.xml"),
+    ),
+    (
+        "LWM2M_Access_Control-v1_0.xml",
+        include_str!("../xml/LWM2M_Access_Control-v1_0.xml"),
+    ),
+    (
+        "LWM2M_Device-v1_0.xml",
+        include_str!("../xml/LWM2M_Device-v1_0.xml"),
+    ),
     (
         "LWM2M_Connectivity_Monitoring-v1_0.xml",
         include_str!("../xml/LWM2M_Connectivity_Monitoring-v1_0.xml"),
     ),
-    ("LWM2M_Firmware_Update-v1_0_1.xml", include_str!("../xml/LWM2M_Firmware_Update-v1_0_1.xml")),
-    ("LWM2M_Location-v1_0.xml", include_str!("../xml/LWM2M_Location-v1_0.xml")),
+    (
+        "LWM2M_Firmware_Update-v1_0_1.xml",
+        include_str!("../xml/LWM2M_Firmware_Update-v1_0_1.xml"),
+    ),
+    (
+        "LWM2M_Location-v1_0.xml",
+        include_str!("../xml/LWM2M_Location-v1_0.xml"),
+    ),
     (
         "LWM2M_Connectivity_Statistics-v1_0.xml",
         include_str!("../xml/LWM2M_Connectivity_Statistics-v1_0.xml"),
     ),
-    ("IPSO_Temperature-v1_0.xml", include_str!("../xml/IPSO_Temperature-v1_0.xml")),
-    ("IPSO_Light_Control-v1_0.xml", include_str!("../xml/IPSO_Light_Control-v1_0.xml")),
+    (
+        "IPSO_Temperature-v1_0.xml",
+        include_str!("../xml/IPSO_Temperature-v1_0.xml"),
+    ),
+    (
+        "IPSO_Light_Control-v1_0.xml",
+        include_str!("../xml/IPSO_Light_Control-v1_0.xml"),
+    ),
 ];
 
 /// Largest model file read by [`ObjectRegistry::load_dir`].
@@ -107,7 +131,11 @@ pub struct Operations {
 impl Operations {
     fn parse(text: &str) -> Self {
         let text = text.trim();
-        Self { read: text.contains('R'), write: text.contains('W'), execute: text.contains('E') }
+        Self {
+            read: text.contains('R'),
+            write: text.contains('W'),
+            execute: text.contains('E'),
+        }
     }
 }
 
@@ -178,14 +206,21 @@ pub struct ObjectRegistry {
 }
 
 fn child_text<'a>(node: roxmltree::Node<'a, 'a>, tag: &str) -> Option<&'a str> {
-    node.children().find(|c| c.has_tag_name(tag)).map(|c| c.text().unwrap_or(""))
+    node.children()
+        .find(|c| c.has_tag_name(tag))
+        .map(|c| c.text().unwrap_or(""))
 }
 
 /// Parses one model file's text into its object definitions (usually one).
 pub fn parse_xml(name: &str, xml: &str) -> Result<Vec<ObjectDef>, ObjectError> {
-    let model = |what: String| ObjectError::Model { file: name.to_owned(), what };
-    let doc = roxmltree::Document::parse(xml)
-        .map_err(|source| ObjectError::Xml { file: name.to_owned(), source })?;
+    let model = |what: String| ObjectError::Model {
+        file: name.to_owned(),
+        what,
+    };
+    let doc = roxmltree::Document::parse(xml).map_err(|source| ObjectError::Xml {
+        file: name.to_owned(),
+        source,
+    })?;
     let root = doc.root_element();
     if !root.has_tag_name("LWM2M") {
         return Err(model("root element is not LWM2M".into()));
@@ -193,11 +228,17 @@ pub fn parse_xml(name: &str, xml: &str) -> Result<Vec<ObjectDef>, ObjectError> {
     let mut out = Vec::new();
     for object in root.children().filter(|n| n.has_tag_name("Object")) {
         let id_text = child_text(object, "ObjectID").ok_or_else(|| model("no ObjectID".into()))?;
-        let id: u16 =
-            id_text.trim().parse().map_err(|_| model(format!("bad ObjectID {id_text:?}")))?;
+        let id: u16 = id_text
+            .trim()
+            .parse()
+            .map_err(|_| model(format!("bad ObjectID {id_text:?}")))?;
         let mut resources = BTreeMap::new();
         let items = object.children().find(|n| n.has_tag_name("Resources"));
-        for item in items.iter().flat_map(|r| r.children()).filter(|n| n.has_tag_name("Item")) {
+        for item in items
+            .iter()
+            .flat_map(|r| r.children())
+            .filter(|n| n.has_tag_name("Item"))
+        {
             let rid_text = item.attribute("ID").unwrap_or("");
             let rid: u16 = rid_text
                 .trim()
@@ -268,7 +309,10 @@ impl ObjectRegistry {
     /// Adds every `*.xml` file of `dir` (sorted by name, so the outcome is deterministic),
     /// overriding built-in objects with the same id. Called once at start by the gateway.
     pub fn load_dir(&mut self, dir: &Path) -> Result<usize, ObjectError> {
-        let io = |file: &Path, source| ObjectError::Io { file: file.display().to_string(), source };
+        let io = |file: &Path, source| ObjectError::Io {
+            file: file.display().to_string(),
+            source,
+        };
         let mut files: Vec<_> = std::fs::read_dir(dir)
             .map_err(|e| io(dir, e))?
             .filter_map(Result::ok)
@@ -317,7 +361,10 @@ mod tests {
             parse_xml(name, xml).unwrap();
         }
         let registry = ObjectRegistry::builtin();
-        assert_eq!(registry.ids().collect::<Vec<_>>(), [0, 1, 2, 3, 4, 5, 6, 7, 3303, 3311]);
+        assert_eq!(
+            registry.ids().collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4, 5, 6, 7, 3303, 3311]
+        );
     }
 
     #[test]
@@ -329,15 +376,27 @@ mod tests {
         let manufacturer = registry.resource(3, 0).unwrap();
         assert_eq!(manufacturer.name, "Manufacturer");
         assert_eq!(manufacturer.ty, ResourceType::String);
-        assert_eq!(manufacturer.operations, Operations { read: true, ..Default::default() });
+        assert_eq!(
+            manufacturer.operations,
+            Operations {
+                read: true,
+                ..Default::default()
+            }
+        );
         let reboot = registry.resource(3, 4).unwrap();
         assert!(reboot.operations.execute);
         assert_eq!(reboot.ty, ResourceType::None);
         let power = registry.resource(3, 6).unwrap();
         assert!(power.multiple);
         assert_eq!(registry.resource(3, 13).unwrap().ty, ResourceType::Time);
-        assert_eq!(registry.resource(3311, 5850).unwrap().ty, ResourceType::Boolean);
-        assert_eq!(registry.resource(3303, 5700).unwrap().ty, ResourceType::Float);
+        assert_eq!(
+            registry.resource(3311, 5850).unwrap().ty,
+            ResourceType::Boolean
+        );
+        assert_eq!(
+            registry.resource(3303, 5700).unwrap().ty,
+            ResourceType::Float
+        );
         assert_eq!(registry.resource(6, 4).unwrap().ty, ResourceType::Opaque);
         assert!(registry.resource(3, 99).is_none());
     }
@@ -358,7 +417,10 @@ mod tests {
         std::fs::write(dir.join("notes.txt"), "ignored").unwrap();
         let mut registry = ObjectRegistry::builtin();
         assert_eq!(registry.load_dir(&dir).unwrap(), 2);
-        assert_eq!(registry.resource(31024, 1).unwrap().ty, ResourceType::String);
+        assert_eq!(
+            registry.resource(31024, 1).unwrap().ty,
+            ResourceType::String
+        );
         assert_eq!(registry.object(3).unwrap().name, "My Device");
         assert!(registry.object(4).is_some());
         std::fs::remove_dir_all(&dir).unwrap();
@@ -366,14 +428,26 @@ mod tests {
 
     #[test]
     fn bad_models_are_refused() {
-        assert!(matches!(parse_xml("x", "<LWM2M>"), Err(ObjectError::Xml { .. })));
-        assert!(matches!(parse_xml("x", "<Other/>"), Err(ObjectError::Model { .. })));
         assert!(matches!(
-            parse_xml("x", "<LWM2M><Object><ObjectID>x</ObjectID></Object></LWM2M>"),
+            parse_xml("x", "<LWM2M>"),
+            Err(ObjectError::Xml { .. })
+        ));
+        assert!(matches!(
+            parse_xml("x", "<Other/>"),
+            Err(ObjectError::Model { .. })
+        ));
+        assert!(matches!(
+            parse_xml(
+                "x",
+                "<LWM2M><Object><ObjectID>x</ObjectID></Object></LWM2M>"
+            ),
             Err(ObjectError::Model { .. })
         ));
         let bad_type = r#"<LWM2M><Object><ObjectID>9</ObjectID><Resources><Item ID="0">
             <Type>Complex</Type></Item></Resources></Object></LWM2M>"#;
-        assert!(matches!(parse_xml("x", bad_type), Err(ObjectError::Model { .. })));
+        assert!(matches!(
+            parse_xml("x", bad_type),
+            Err(ObjectError::Model { .. })
+        ));
     }
 }

@@ -84,7 +84,10 @@ mod tests {
         let entries = decode(payload).unwrap();
         assert_eq!(entries.len(), 6);
         assert_eq!(entries[0].path, "/3/0/0");
-        assert_eq!(entries[0].value, RawValue::String("Open Mobile Alliance".into()));
+        assert_eq!(
+            entries[0].value,
+            RawValue::String("Open Mobile Alliance".into())
+        );
         assert_eq!(entries[1].path, "/3/0/6/0");
         assert_eq!(entries[3].value, RawValue::Number(1_367_491_215.0));
         assert_eq!(entries[4].value, RawValue::Objlnk("3:1".into()));
@@ -94,7 +97,10 @@ mod tests {
     #[test]
     fn refuses_bad_shapes() {
         assert!(matches!(decode(b"[]"), Err(OmaJsonError::Syntax(_))));
-        assert!(matches!(decode(br#"{"e":[{"n":"1"}]}"#), Err(OmaJsonError::Value(_))));
+        assert!(matches!(
+            decode(br#"{"e":[{"n":"1"}]}"#),
+            Err(OmaJsonError::Value(_))
+        ));
         assert!(matches!(
             decode(br#"{"e":[{"n":"1","v":1,"sv":"x"}]}"#),
             Err(OmaJsonError::Value(_))

@@ -25,7 +25,10 @@ impl LwPath {
         if trimmed.is_empty() {
             return Err(bad());
         }
-        let mut path = Self { ids: [0; 4], len: 0 };
+        let mut path = Self {
+            ids: [0; 4],
+            len: 0,
+        };
         for part in trimmed.split('/') {
             let id: u16 = part.parse().map_err(|_| bad())?;
             path = path.child(id).ok_or_else(bad)?;

@@ -45,8 +45,12 @@ use crate::{
 pub const AUTO_OBSERVE_IGNORED: [u16; 9] = [0, 1, 2, 4, 5, 6, 7, 9, 15];
 
 /// `apn` values that put a device in queue mode, as EMQX.
-const QUEUE_MODE_APNS: [&str; 4] =
-    ["Ctnb", "psmA.eDRX0.ctnb", "psmC.eDRX0.ctnb", "psmF.eDRXC.ctnb"];
+const QUEUE_MODE_APNS: [&str; 4] = [
+    "Ctnb",
+    "psmA.eDRX0.ctnb",
+    "psmC.eDRX0.ctnb",
+    "psmF.eDRXC.ctnb",
+];
 
 /// Most URI queries accepted on Register/Update, and the longest value.
 const MAX_QUERIES: usize = 32;
@@ -73,11 +77,19 @@ pub struct DeviceReply {
 
 impl DeviceReply {
     fn ok(code: ResponseCode) -> Self {
-        Self { code, location_path: Vec::new(), payload: String::new() }
+        Self {
+            code,
+            location_path: Vec::new(),
+            payload: String::new(),
+        }
     }
 
     fn error(code: ResponseCode, text: &str) -> Self {
-        Self { code, location_path: Vec::new(), payload: text.to_owned() }
+        Self {
+            code,
+            location_path: Vec::new(),
+            payload: text.to_owned(),
+        }
     }
 }
 
@@ -226,7 +238,8 @@ impl Session {
 
     /// The registration's location path (`["rd", ep]`) once registered.
     pub fn location(&self) -> Option<Vec<String>> {
-        self.identity().map(|i| vec!["rd".to_owned(), i.endpoint.clone()])
+        self.identity()
+            .map(|i| vec!["rd".to_owned(), i.endpoint.clone()])
     }
 
     /// The rendered mountpoint (empty before Register).
@@ -272,7 +285,9 @@ impl Session {
             max_links: self.settings.max_object_links,
             max_len: self.settings.max_register_payload,
         };
-        link::object_list(payload, limits).map(Some).map_err(|_| ResponseCode::BAD_REQUEST)
+        link::object_list(payload, limits)
+            .map(Some)
+            .map_err(|_| ResponseCode::BAD_REQUEST)
     }
 
     /// A Register (`POST /rd?ep=..&lt=..&lwm2m=..`): validates, records, subscribes the command
@@ -280,7 +295,12 @@ impl Session {
     ///
     /// Lifetime rule: `lt=0` means `lifetime_max`; an `lt` above `lifetime_max` is refused
     /// with 4.00; one below `lifetime_min` is raised to it.
-    pub fn handle_register(&mut self, now: Instant, queries: &[String], payload: &[u8]) -> DeviceReply {
+    pub fn handle_register(
+        &mut self,
+        now: Instant,
+        queries: &[String],
+        payload: &[u8],
+    ) -> DeviceReply {
         const INVALID: &str = "Login Failed: invalid queries";
         if self.closed {
             return DeviceReply::error(ResponseCode::NOT_FOUND, "");
@@ -288,7 +308,13 @@ impl Session {
         let Some(pairs) = parse_queries(queries) else {
             return DeviceReply::error(ResponseCode::BAD_REQUEST, INVALID);
         };
-        let get = |k: &str| pairs.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .rev()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
         let (Some(ep), Some(lt)) = (get("ep").filter(|e| !e.is_empty()), get("lt")) else {
             return DeviceReply::error(ResponseCode::BAD_REQUEST, INVALID);
         };
@@ -326,8 +352,13 @@ impl Session {
             Some(list) => (Some(list.alternate_path), Some(list.objects)),
             None => (None, None),
         };
-        self.registration =
-            Some(Registration { identity, info, lifetime, alternate_path, objects });
+        self.registration = Some(Registration {
+            identity,
+            info,
+            lifetime,
+            alternate_path,
+            objects,
+        });
         self.touch(now);
         if !self.subscribed {
             self.subscribed = true;
@@ -349,9 +380,15 @@ impl Session {
     }
 
     fn queue_auto_observe(&mut self, now: Instant) {
-        let objects = self.registration.as_ref().and_then(|r| r.objects.clone()).unwrap_or_default();
+        let objects = self
+            .registration
+            .as_ref()
+            .and_then(|r| r.objects.clone())
+            .unwrap_or_default();
         for entry in objects {
-            let Ok(path) = LwPath::parse(&entry) else { continue };
+            let Ok(path) = LwPath::parse(&entry) else {
+                continue;
+            };
             if AUTO_OBSERVE_IGNORED.contains(&path.object())
                 || self.registry.object(path.object()).is_none()
             {
@@ -374,7 +411,9 @@ impl Session {
                     continue;
                 }
                 let json = match key.as_str() {
-                    "lt" => value.parse::<u64>().map_or_else(|_| Value::from(value.as_str()), Value::from),
+                    "lt" => value
+                        .parse::<u64>()
+                        .map_or_else(|_| Value::from(value.as_str()), Value::from),
                     _ => Value::from(value.as_str()),
                 };
                 data.insert(key.clone(), json);
@@ -506,7 +545,9 @@ impl Session {
         if self.closed || self.registration.is_none() {
             return;
         }
-        let Ok(command) = Command::parse(payload) else { return };
+        let Ok(command) = Command::parse(payload) else {
+            return;
+        };
         if command.to_request().is_err() {
             let doc = command.response_json(ResponseCode::BAD_REQUEST, None, None);
             self.publish_response_doc(doc);
@@ -522,13 +563,21 @@ impl Session {
             self.publish_response_doc(doc);
             return;
         }
-        self.queue.push_back(Queued { command, deadline: now + self.settings.command_ttl });
+        self.queue.push_back(Queued {
+            command,
+            deadline: now + self.settings.command_ttl,
+        });
     }
 
     fn queue_mode(&self) -> bool {
         self.registration.as_ref().is_some_and(|r| {
-            matches!(r.info.get("b").map(String::as_str), Some("UQ" | "SQ" | "UQS"))
-                || r.info.get("apn").is_some_and(|apn| QUEUE_MODE_APNS.contains(&apn.as_str()))
+            matches!(
+                r.info.get("b").map(String::as_str),
+                Some("UQ" | "SQ" | "UQS")
+            ) || r
+                .info
+                .get("apn")
+                .is_some_and(|apn| QUEUE_MODE_APNS.contains(&apn.as_str()))
         })
     }
 
@@ -542,7 +591,9 @@ impl Session {
     fn try_deliver(&mut self, now: Instant) {
         self.expire_queue(now);
         while self.inflight.is_none() && self.awake(now) {
-            let Some(queued) = self.queue.pop_front() else { break };
+            let Some(queued) = self.queue.pop_front() else {
+                break;
+            };
             match queued.command.to_request() {
                 Ok(request) => {
                     let handle = RequestHandle(self.next_handle);
@@ -553,7 +604,9 @@ impl Session {
                     self.outputs.push_back(Output::Send { handle, request });
                 }
                 Err(_) => {
-                    let doc = queued.command.response_json(ResponseCode::BAD_REQUEST, None, None);
+                    let doc = queued
+                        .command
+                        .response_json(ResponseCode::BAD_REQUEST, None, None);
                     self.publish_response_doc(doc);
                 }
             }
@@ -563,7 +616,9 @@ impl Session {
     /// Requests acknowledged but still waiting for a separate response are bounded too.
     fn bound_pending(&mut self) {
         while self.pending.len() >= self.settings.max_queued_commands.max(1) {
-            let Some((&oldest, _)) = self.pending.iter().next() else { break };
+            let Some((&oldest, _)) = self.pending.iter().next() else {
+                break;
+            };
             if let Some(command) = self.pending.remove(&oldest) {
                 self.publish_response_doc(command.event_json("coap_timeout"));
             }
@@ -577,7 +632,9 @@ impl Session {
                 break;
             }
             if let Some(expired) = self.queue.pop_front() {
-                let doc = expired.command.response_json(ResponseCode::GATEWAY_TIMEOUT, None, None);
+                let doc = expired
+                    .command
+                    .response_json(ResponseCode::GATEWAY_TIMEOUT, None, None);
                 self.publish_response_doc(doc);
             }
         }
@@ -611,7 +668,12 @@ impl Session {
 
     /// The response to a request (piggybacked or separate): published on the response topic;
     /// a successful observe starts an observation under the same handle.
-    pub fn handle_response(&mut self, now: Instant, handle: RequestHandle, response: DeviceResponse) {
+    pub fn handle_response(
+        &mut self,
+        now: Instant,
+        handle: RequestHandle,
+        response: DeviceResponse,
+    ) {
         if self.closed {
             return;
         }

@@ -95,7 +95,13 @@ mod tests {
     #[test]
     fn refuses_bad_records() {
         assert!(matches!(decode(b"{}"), Err(SenmlError::Syntax(_))));
-        assert!(matches!(decode(br#"[{"n":"x"}]"#), Err(SenmlError::Value(_))));
-        assert!(matches!(decode(br#"[{"n":"x","vd":"!!"}]"#), Err(SenmlError::Value(_))));
+        assert!(matches!(
+            decode(br#"[{"n":"x"}]"#),
+            Err(SenmlError::Value(_))
+        ));
+        assert!(matches!(
+            decode(br#"[{"n":"x","vd":"!!"}]"#),
+            Err(SenmlError::Value(_))
+        ));
     }
 }

@@ -24,7 +24,10 @@ pub struct Translator {
 
 impl Translator {
     fn new(topic: &str) -> Self {
-        Self { topic: topic.to_owned(), qos: 0 }
+        Self {
+            topic: topic.to_owned(),
+            qos: 0,
+        }
     }
 }
 
@@ -102,7 +105,12 @@ impl Default for Lwm2mSettings {
 }
 
 /// Renders `${endpoint_name}`, `${clientid}` and `${username}` in a mountpoint.
-pub fn render_mountpoint(mountpoint: &str, endpoint: &str, clientid: &str, username: &str) -> String {
+pub fn render_mountpoint(
+    mountpoint: &str,
+    endpoint: &str,
+    clientid: &str,
+    username: &str,
+) -> String {
     mountpoint
         .replace("${endpoint_name}", endpoint)
         .replace("${clientid}", clientid)
@@ -118,12 +126,18 @@ mod tests {
         let s = Lwm2mSettings::default();
         assert_eq!(s.lifetime_max, Duration::from_secs(86_400));
         assert_eq!(s.translators.update.topic, "up/update");
-        assert_eq!(s.update_msg_publish_condition, UpdatePublishCondition::ContainsObjectList);
+        assert_eq!(
+            s.update_msg_publish_condition,
+            UpdatePublishCondition::ContainsObjectList
+        );
         assert_eq!(
             render_mountpoint(&s.mountpoint, "urn:imei:123", "c", "u"),
             "lwm2m/urn:imei:123/"
         );
-        assert_eq!(render_mountpoint("lwm2m/${username}", "e", "c", "u"), "lwm2m/u");
+        assert_eq!(
+            render_mountpoint("lwm2m/${username}", "e", "c", "u"),
+            "lwm2m/u"
+        );
         assert_eq!(render_mountpoint("${clientid}/", "e", "c", "u"), "c/");
     }
 }

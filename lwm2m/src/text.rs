@@ -18,7 +18,9 @@ pub struct TextError(pub &'static str);
 pub fn decode_text(payload: &[u8], ty: ResourceType) -> Result<Value, TextError> {
     use base64::Engine as _;
     if ty == ResourceType::Opaque {
-        return Ok(Value::String(base64::engine::general_purpose::STANDARD.encode(payload)));
+        return Ok(Value::String(
+            base64::engine::general_purpose::STANDARD.encode(payload),
+        ));
     }
     let text = std::str::from_utf8(payload).map_err(|_| TextError(ty.name()))?;
     let trimmed = text.trim();
@@ -30,7 +32,9 @@ pub fn decode_text(payload: &[u8], ty: ResourceType) -> Result<Value, TextError>
         ResourceType::UnsignedInteger => Value::from(trimmed.parse::<u64>().map_err(|_| bad())?),
         ResourceType::Float => {
             let v: f64 = trimmed.parse().map_err(|_| bad())?;
-            serde_json::Number::from_f64(v).map(Value::Number).ok_or_else(bad)?
+            serde_json::Number::from_f64(v)
+                .map(Value::Number)
+                .ok_or_else(bad)?
         }
         ResourceType::Boolean => Value::Bool(match trimmed {
             "1" | "true" => true,
@@ -61,7 +65,10 @@ mod tests {
         assert_eq!(decode_text(b"1", ResourceType::Boolean), Ok(json!(true)));
         assert_eq!(decode_text(b"0", ResourceType::Boolean), Ok(json!(false)));
         assert_eq!(decode_text(b"true", ResourceType::Boolean), Ok(json!(true)));
-        assert_eq!(decode_text(b"false", ResourceType::Boolean), Ok(json!(false)));
+        assert_eq!(
+            decode_text(b"false", ResourceType::Boolean),
+            Ok(json!(false))
+        );
         assert!(decode_text(b"yes", ResourceType::Boolean).is_err());
     }
 
@@ -71,7 +78,10 @@ mod tests {
         assert_eq!(decode_text(b"-5", ResourceType::Time), Ok(json!(-5)));
         assert_eq!(decode_text(b"42.5", ResourceType::Float), Ok(json!(42.5)));
         assert_eq!(decode_text(b"3:0", ResourceType::Objlnk), Ok(json!("3:0")));
-        assert_eq!(decode_text(b"\x01\x02", ResourceType::Opaque), Ok(json!("AQI=")));
+        assert_eq!(
+            decode_text(b"\x01\x02", ResourceType::Opaque),
+            Ok(json!("AQI="))
+        );
         assert_eq!(
             decode_text(b"Lightweight M2M Client", ResourceType::String),
             Ok(json!("Lightweight M2M Client"))

@@ -73,17 +73,29 @@ pub enum TlvError {
 impl Tlv {
     /// A resource with a raw value.
     pub fn resource(id: u16, value: impl Into<Bytes>) -> Self {
-        Self { kind: TlvKind::Resource, id, value: TlvValue::Bytes(value.into()) }
+        Self {
+            kind: TlvKind::Resource,
+            id,
+            value: TlvValue::Bytes(value.into()),
+        }
     }
 
     /// A resource instance with a raw value.
     pub fn resource_instance(id: u16, value: impl Into<Bytes>) -> Self {
-        Self { kind: TlvKind::ResourceInstance, id, value: TlvValue::Bytes(value.into()) }
+        Self {
+            kind: TlvKind::ResourceInstance,
+            id,
+            value: TlvValue::Bytes(value.into()),
+        }
     }
 
     /// A container (object instance or multiple resource) with children.
     pub fn container(kind: TlvKind, id: u16, children: Vec<Tlv>) -> Self {
-        Self { kind, id, value: TlvValue::Children(children) }
+        Self {
+            kind,
+            id,
+            value: TlvValue::Children(children),
+        }
     }
 }
 
@@ -136,7 +148,9 @@ fn decode_level(
         let len = if len_len == 0 {
             usize::from(type_byte & 0x07)
         } else {
-            buf[1 + id_len..header].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
+            buf[1 + id_len..header]
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
         };
         let rest = &buf[header..];
         if rest.len() < len {
@@ -228,7 +242,10 @@ pub fn decode_integer(bytes: &[u8]) -> Result<i64, TlvError> {
         [a, b] => Ok(i64::from(i16::from_be_bytes([a, b]))),
         [a, b, c, d] => Ok(i64::from(i32::from_be_bytes([a, b, c, d]))),
         [a, b, c, d, e, f, g, h] => Ok(i64::from_be_bytes([a, b, c, d, e, f, g, h])),
-        _ => Err(TlvError::BadValue { ty: "Integer", len: bytes.len() }),
+        _ => Err(TlvError::BadValue {
+            ty: "Integer",
+            len: bytes.len(),
+        }),
     }
 }
 
@@ -247,7 +264,10 @@ pub fn decode_float(bytes: &[u8]) -> Result<f64, TlvError> {
     match *bytes {
         [a, b, c, d] => Ok(f64::from(f32::from_be_bytes([a, b, c, d]))),
         [a, b, c, d, e, f, g, h] => Ok(f64::from_be_bytes([a, b, c, d, e, f, g, h])),
-        _ => Err(TlvError::BadValue { ty: "Float", len: bytes.len() }),
+        _ => Err(TlvError::BadValue {
+            ty: "Float",
+            len: bytes.len(),
+        }),
     }
 }
 
@@ -261,7 +281,10 @@ pub fn decode_bool(bytes: &[u8]) -> Result<bool, TlvError> {
     match bytes {
         [0] => Ok(false),
         [1] => Ok(true),
-        _ => Err(TlvError::BadValue { ty: "Boolean", len: bytes.len() }),
+        _ => Err(TlvError::BadValue {
+            ty: "Boolean",
+            len: bytes.len(),
+        }),
     }
 }
 
@@ -276,7 +299,10 @@ pub fn encode_objlnk(object: u16, instance: u16) -> Vec<u8> {
 pub fn decode_objlnk(bytes: &[u8]) -> Result<(u16, u16), TlvError> {
     match *bytes {
         [a, b, c, d] => Ok((u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d]))),
-        _ => Err(TlvError::BadValue { ty: "Objlnk", len: bytes.len() }),
+        _ => Err(TlvError::BadValue {
+            ty: "Objlnk",
+            len: bytes.len(),
+        }),
     }
 }
 
@@ -314,7 +340,9 @@ mod tests {
         assert_eq!(bytes_of(&tlvs[0]), b"Open Mobile Alliance");
         assert_eq!(bytes_of(&tlvs[1]), b"Lightweight M2M Client");
         assert_eq!(tlvs[4].kind, TlvKind::MultipleResource);
-        let TlvValue::Children(voltages) = &tlvs[5].value else { panic!() };
+        let TlvValue::Children(voltages) = &tlvs[5].value else {
+            panic!()
+        };
         assert_eq!(voltages[0].id, 0);
         assert_eq!(decode_integer(bytes_of(&voltages[0])).unwrap(), 3800);
         assert_eq!(decode_integer(bytes_of(&voltages[1])).unwrap(), 5000);
@@ -339,12 +367,14 @@ mod tests {
                 let tlv = Tlv::resource(id, vec![0xAB; len]);
                 let mut out = Vec::new();
                 encode(std::slice::from_ref(&tlv), &mut out).unwrap();
-                let header = 1 + if id > 255 { 2 } else { 1 } + match len {
-                    0..=7 => 0,
-                    8..=255 => 1,
-                    256..=65535 => 2,
-                    _ => 3,
-                };
+                let header = 1
+                    + if id > 255 { 2 } else { 1 }
+                    + match len {
+                        0..=7 => 0,
+                        8..=255 => 1,
+                        256..=65535 => 2,
+                        _ => 3,
+                    };
                 assert_eq!(out.len(), header + len);
                 assert_eq!(decode(&out).unwrap(), vec![tlv]);
             }
@@ -356,14 +386,16 @@ mod tests {
         assert_eq!(decode(&[0xC8, 0x00, 0x05, b'a']), Err(TlvError::Truncated));
         assert_eq!(decode(&[0xE8, 0x00]), Err(TlvError::Truncated));
         // A resource instance inside an object instance.
-        assert_eq!(decode(&[0x03, 0x00, 0x41, 0x00, 0x01]), Err(TlvError::BadNesting(
-            TlvKind::ResourceInstance
-        )));
+        assert_eq!(
+            decode(&[0x03, 0x00, 0x41, 0x00, 0x01]),
+            Err(TlvError::BadNesting(TlvKind::ResourceInstance))
+        );
         // An object instance inside an object instance.
-        assert_eq!(decode(&[0x02, 0x00, 0x00, 0x00]), Err(TlvError::BadNesting(
-            TlvKind::ObjectInstance
-        )));
-        let many = vec![0xC0u8, 0x00].repeat(MAX_ELEMENTS + 1);
+        assert_eq!(
+            decode(&[0x02, 0x00, 0x00, 0x00]),
+            Err(TlvError::BadNesting(TlvKind::ObjectInstance))
+        );
+        let many = [0xC0u8, 0x00].repeat(MAX_ELEMENTS + 1);
         assert_eq!(decode(&many), Err(TlvError::TooManyElements));
     }
 
@@ -392,13 +424,18 @@ mod tests {
     fn object_instance() -> impl Strategy<Value = Tlv> {
         let resource = prop_oneof![
             (any::<u16>(), leaf()).prop_map(|(id, v)| Tlv::resource(id, v)),
-            (any::<u16>(), proptest::collection::vec((any::<u16>(), leaf()), 0..4)).prop_map(
-                |(id, items)| Tlv::container(
+            (
+                any::<u16>(),
+                proptest::collection::vec((any::<u16>(), leaf()), 0..4)
+            )
+                .prop_map(|(id, items)| Tlv::container(
                     TlvKind::MultipleResource,
                     id,
-                    items.into_iter().map(|(i, v)| Tlv::resource_instance(i, v)).collect()
-                )
-            ),
+                    items
+                        .into_iter()
+                        .map(|(i, v)| Tlv::resource_instance(i, v))
+                        .collect()
+                )),
         ];
         (any::<u16>(), proptest::collection::vec(resource, 0..5))
             .prop_map(|(id, children)| Tlv::container(TlvKind::ObjectInstance, id, children))
