@@ -20,6 +20,8 @@
 
 pub mod command;
 pub mod content;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod link;
 pub mod object;
 pub mod oma_json;
