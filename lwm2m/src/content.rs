@@ -334,10 +334,17 @@ pub fn encode_write(base: &LwPath, items: &[WriteItem]) -> Result<Bytes, Content
                     .map_err(|_| ContentError::BadPath(item.path.clone()))
             })
             .collect::<Result<_, _>>()?;
-        if base.depth() + rel.len() > 4 || rel.is_empty() || base.depth() + rel.len() < 3 {
+        let depth = base.depth() + rel.len();
+        // Create on an object may also carry bare resources (the device picks the instance).
+        let bare_create = base.depth() == 1 && rel.len() == 1;
+        if depth > 4 || rel.is_empty() || (depth < 3 && !bare_create) {
             return Err(ContentError::BadPath(format!("{base} + {}", item.path)));
         }
         let value = Bytes::from(encode_value(item)?);
+        if bare_create {
+            insert(&mut top, &[(TlvKind::Resource, rel[0])], value);
+            continue;
+        }
         // Levels below `base`: [instance,] [resource,] [resource instance].
         let mut levels: Vec<(TlvKind, u16)> = Vec::new();
         for (depth, id) in (base.depth() + 1..).zip(&rel) {
@@ -579,7 +586,10 @@ mod tests {
         // Create under /5: object instance 0 holding resource 1.
         let create = encode_write(&p("/5"), &[item("/0/1", "String", json!("u"))]).unwrap();
         assert_eq!(&create[..], &[0x03, 0x00, 0xC1, 0x01, b'u']);
-        assert!(encode_write(&p("/5"), &[item("/0", "String", json!("u"))]).is_err());
+        // Create with bare resources: the device picks the instance id.
+        let bare = encode_write(&p("/5"), &[item("1", "String", json!("u"))]).unwrap();
+        assert_eq!(&bare[..], &[0xC1, 0x01, b'u']);
+        assert!(encode_write(&p("/5/0"), &[item("/1/2/3", "String", json!("u"))]).is_err());
         assert!(encode_write(&p("/5"), &[item("a", "String", json!("u"))]).is_err());
     }
 }

@@ -32,7 +32,11 @@ pub mod settings;
 pub mod text;
 pub mod tlv;
 
-pub use content::ContentFormat;
+pub use command::{Command, CommandError, DeviceRequest, Method, MsgType, ResponseCode};
+pub use content::{ContentError, ContentFormat};
 pub use object::{ObjectDef, ObjectRegistry, ResourceDef, ResourceType};
 pub use path::LwPath;
-pub use settings::Lwm2mSettings;
+pub use registration::{
+    CloseReason, DeviceReply, DeviceResponse, Identity, Output, RequestHandle, Session,
+};
+pub use settings::{Lwm2mSettings, Translator, Translators, UpdatePublishCondition};
