@@ -624,3 +624,88 @@ fn mountpoint_placeholders_and_identity() {
         r#"{"msgType":"register","data":{"device_id":"dev1","ep":"e1","imei":"8600","lt":60,"lwm2m":"1"}}"#
     );
 }
+
+#[test]
+fn every_command_maps_to_its_request_and_response_document() {
+    let now = start();
+    let mut session = registered(Lwm2mSettings::default(), now, &[]);
+    drain(&mut session);
+    let empty = |code: ResponseCode| DeviceResponse {
+        code,
+        content_format: None,
+        observe: None,
+        payload: Bytes::new(),
+    };
+    let cases: Vec<(&str, Method, DeviceResponse, &str)> = vec![
+        (
+            r#"{"reqID":3,"msgType":"write","data":{"path":"/3/0/13","type":"Time","value":1367491215}}"#,
+            Method::Put,
+            empty(ResponseCode::CHANGED),
+            r#"{"reqID":3,"msgType":"write","data":{"reqPath":"/3/0/13","code":"2.04","codeMsg":"changed"}}"#,
+        ),
+        (
+            r#"{"reqID":5,"msgType":"discover","data":{"path":"/3/0/7"}}"#,
+            Method::Get,
+            DeviceResponse {
+                code: ResponseCode::CONTENT,
+                content_format: Some(ContentFormat::LINK_FORMAT),
+                observe: None,
+                payload: Bytes::from_static(
+                    b"</3/0/7>;dim=8;pmin=10;pmax=60;gt=50;lt=42.2,</3/0/8>",
+                ),
+            },
+            r#"{"reqID":5,"msgType":"discover","data":{"reqPath":"/3/0/7","code":"2.05","codeMsg":"content","content":["</3/0/7>;dim=8;pmin=10;pmax=60;gt=50;lt=42.2","</3/0/8>"]}}"#,
+        ),
+        (
+            r#"{"reqID":6,"msgType":"create","data":{"basePath":"/5","content":[{"path":"/0/1","type":"String","value":"coap://x"}]}}"#,
+            Method::Post,
+            empty(ResponseCode::CREATED),
+            r#"{"reqID":6,"msgType":"create","data":{"reqPath":"/5","code":"2.01","codeMsg":"created"}}"#,
+        ),
+        (
+            r#"{"reqID":7,"msgType":"delete","data":{"path":"/5/0"}}"#,
+            Method::Delete,
+            empty(ResponseCode::DELETED),
+            r#"{"reqID":7,"msgType":"delete","data":{"reqPath":"/5/0","code":"2.02","codeMsg":"deleted"}}"#,
+        ),
+        (
+            r#"{"reqID":8,"msgType":"write-attr","data":{"path":"/3/0/9","pmin":"1","pmax":"5","lt":"5"}}"#,
+            Method::Put,
+            empty(ResponseCode::CHANGED),
+            r#"{"reqID":8,"msgType":"write-attr","data":{"reqPath":"/3/0/9","code":"2.04","codeMsg":"changed"}}"#,
+        ),
+        (
+            r#"{"reqID":9,"msgType":"observe","data":{"path":"/3/0/10"}}"#,
+            Method::Get,
+            DeviceResponse {
+                observe: Some(12),
+                ..content(b"2048")
+            },
+            r#"{"reqID":9,"msgType":"observe","seqNum":12,"data":{"reqPath":"/3/0/10","code":"2.05","codeMsg":"content","content":[{"path":"/3/0/10","value":2048}]}}"#,
+        ),
+        (
+            r#"{"reqID":11,"msgType":"read","data":{"path":"/3/0/1"}}"#,
+            Method::Get,
+            empty(ResponseCode::NOT_FOUND),
+            r#"{"reqID":11,"msgType":"read","data":{"reqPath":"/3/0/1","code":"4.04","codeMsg":"not_found"}}"#,
+        ),
+    ];
+    for (command, method, response, expected) in cases {
+        session.handle_command(now, command.as_bytes());
+        let sent = sends(&drain(&mut session));
+        assert_eq!(sent.len(), 1, "{command}");
+        assert_eq!(sent[0].1.method, method, "{command}");
+        session.handle_response(now, sent[0].0, response);
+        let outputs = drain(&mut session);
+        let Output::Publish { topic, payload, .. } = &outputs[0] else {
+            panic!("{outputs:?}")
+        };
+        assert_eq!(topic, &format!("lwm2m/{EP}/up/resp"));
+        assert_eq!(payload, expected);
+    }
+    assert_eq!(
+        sends(&drain(&mut session)).len(),
+        0,
+        "nothing left to send after the last response"
+    );
+}
