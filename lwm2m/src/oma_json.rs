@@ -39,8 +39,7 @@ struct Element {
     bv: Option<bool>,
     ov: Option<String>,
     sv: Option<String>,
-    #[allow(dead_code)]
-    t: Option<f64>,
+    // `t` (time) is accepted and ignored, as EMQX: unknown fields are skipped.
 }
 
 /// Decodes an OMA JSON payload into entries with full paths (`bn` + `n`).

@@ -14,6 +14,18 @@
 //!    publishes and subscriptions, and `Close`;
 //! 3. sleeps until [`Session::poll_timeout`] or the next input.
 //!
+//! # Wiring (done by the driver, not here)
+//!
+//! The driver keeps the endpoint → session map: a Register for a new endpoint creates a
+//! session (refuse it with 4.xx when the registration count is at its cap, RELIABILITY.md item
+//! 38), one for an endpoint already registered from another address goes to that session;
+//! Update and De-register are routed by their location path (`rd/{ep}`; unknown → 4.04). It maps
+//! each [`RequestHandle`] to the CoAP token of the request it sent, forwards notifications with
+//! the handle of the observe request that started them (and answers RST when
+//! [`Session::handle_notification`] returns `false`), authenticates with [`Session::identity`]
+//! after the first successful Register, and turns `Publish`/`Subscribe`/`Close` into broker
+//! calls on the device's virtual client.
+//!
 //! # Delivery
 //!
 //! One CON command is outstanding at a time; later ones wait in a bounded FIFO
@@ -193,6 +205,13 @@ pub struct Session {
     next_handle: u64,
     outputs: VecDeque<Output>,
     closed: bool,
+}
+
+/// `now + d`, saturating far in the future instead of panicking on a huge configured duration.
+fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
 }
 
 fn parse_queries(queries: &[String]) -> Option<Vec<(String, String)>> {
@@ -782,7 +801,7 @@ impl Session {
             return;
         }
         if let (Some(reg), Some(last)) = (&self.registration, self.last_uplink) {
-            if now >= last + reg.lifetime {
+            if now >= later(last, reg.lifetime) {
                 self.close(CloseReason::LifetimeExpired);
                 return;
             }
@@ -804,7 +823,7 @@ impl Session {
             return None;
         }
         let lifetime_end = match (&self.registration, self.last_uplink) {
-            (Some(reg), Some(last)) => Some(last + reg.lifetime),
+            (Some(reg), Some(last)) => Some(later(last, reg.lifetime)),
             _ => None,
         };
         let queue_end = self.queue.front().map(|q| q.deadline);
