@@ -667,6 +667,23 @@ mod tests {
     }
 
     #[test]
+    fn echo_keeps_command_order_and_puts_data_last() {
+        let command = Command::parse(
+            br#"{"data":{"path":"/3/0/1?x=1"},"cacheID":"c","msgType":"read","reqID":[1,{"b":2}]}"#,
+        )
+        .unwrap();
+        assert_eq!(command.req_path(), "/3/0/1");
+        assert_eq!(
+            command.response_json(ResponseCode::new(5, 3), None, None),
+            r#"{"cacheID":"c","msgType":"read","reqID":[1,{"b":2}],"data":{"reqPath":"/3/0/1","code":"5.03","codeMsg":"service_unavailable"}}"#
+        );
+        assert_eq!(
+            command.event_json("coap_reset"),
+            r#"{"cacheID":"c","msgType":"coap_reset","reqID":[1,{"b":2}],"data":{"path":"/3/0/1?x=1"}}"#
+        );
+    }
+
+    #[test]
     fn every_code_string_and_message() {
         let table = [
             (2, 1, "created"),
