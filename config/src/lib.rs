@@ -190,6 +190,14 @@ impl Config {
                     set_by: Override::find(overrides, &key("cacertfile")),
                 });
             }
+            if tls.verify == Verify::VerifyNone && !tls.crlfile.as_os_str().is_empty() {
+                return Err(ConfigError::invalid(
+                    &key("crlfile"),
+                    tree,
+                    "expected \"\" with verify = verify_none: a CRL checks client certificates, which only verify_peer asks for".to_owned(),
+                    overrides,
+                ));
+            }
             if tls.versions.is_empty() {
                 return Err(ConfigError::invalid(
                     &key("versions"),
@@ -779,6 +787,10 @@ mod tests {
             (
                 "listeners.ssl.default.ssl_options.certfile = \"/x.pem\"",
                 r#"invalid config: listeners.ssl.default.ssl_options.keyfile = "": expected a file: certfile and keyfile go together (leave both empty for a generated self-signed certificate)"#,
+            ),
+            (
+                "listeners.ssl.default.ssl_options.crlfile = \"/crl.pem\"",
+                r#"invalid config: listeners.ssl.default.ssl_options.crlfile = "/crl.pem": expected "" with verify = verify_none: a CRL checks client certificates, which only verify_peer asks for"#,
             ),
             (
                 "listeners.ssl.default.peer_cert_as_username = crt",
