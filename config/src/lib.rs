@@ -29,6 +29,7 @@
 mod de;
 
 mod auto_subscribe;
+mod dashboard;
 mod env;
 mod error;
 mod force_shutdown;
@@ -48,6 +49,7 @@ use hocon_rs::{ConfigOptions, Value};
 use serde::Deserialize;
 
 pub use auto_subscribe::{AutoSubscribeConfig, AutoSubscribeTopic};
+pub use dashboard::{DEFAULT_DASHBOARD_PORT, DashboardConfig, DashboardListeners, HttpListener};
 pub use env::ENV_PREFIX;
 pub use error::ConfigError;
 pub use force_shutdown::ForceShutdownConfig;
@@ -91,6 +93,8 @@ pub struct Config {
     pub force_shutdown: ForceShutdownConfig,
     /// `log`: logging.
     pub log: LogConfig,
+    /// `dashboard`: the HTTP API (metrics and management).
+    pub dashboard: DashboardConfig,
 }
 
 /// A loaded configuration and what the loader noticed but did not refuse.
@@ -114,6 +118,7 @@ impl Config {
         "sys_topics",
         "force_shutdown",
         "log",
+        "dashboard",
     ];
 
     /// Loads the embedded defaults, then `file` if given, then the `TRIBUTARY_` variables of
@@ -166,6 +171,27 @@ impl Config {
                     overrides,
                 ));
             }
+        }
+        let http = &self.dashboard.listeners.http;
+        if http.enable && http.bind.port() != 0 {
+            if let Some((kind, name)) = bound.get(&(false, http.bind)) {
+                return Err(ConfigError::invalid(
+                    "dashboard.listeners.http.bind",
+                    tree,
+                    format!(
+                        "expected an address no other listener binds (listeners.{kind}.{name} does)"
+                    ),
+                    overrides,
+                ));
+            }
+        }
+        if self.dashboard.default_username.is_empty() {
+            return Err(ConfigError::invalid(
+                "dashboard.default_username",
+                tree,
+                "expected a non-empty user name".to_owned(),
+                overrides,
+            ));
         }
         for (kind, name, tls) in self.listeners.tls_options() {
             let key = |field: &str| format!("listeners.{kind}.{name}.ssl_options.{field}");
@@ -567,6 +593,18 @@ mod tests {
             (
                 "auto_subscribe.topics = [{topic = \"\"}]",
                 r#"invalid config: auto_subscribe.topics[0].topic = "": expected a non-empty topic filter"#,
+            ),
+            (
+                "dashboard.listeners.http.bind = 1883",
+                "invalid config: dashboard.listeners.http.bind = 1883: expected an address no other listener binds (listeners.tcp.default does)",
+            ),
+            (
+                "dashboard.default_username = \"\"",
+                r#"invalid config: dashboard.default_username = "": expected a non-empty user name"#,
+            ),
+            (
+                "dashboard.listeners.http.enable = maybe",
+                r#"invalid config: dashboard.listeners.http.enable = "maybe": expected true or false"#,
             ),
             (
                 "node.data_dir = [1, 2]",
