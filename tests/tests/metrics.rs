@@ -319,3 +319,27 @@ async fn two_gateways_in_one_process_keep_their_own_metrics_and_the_api_can_be_o
     second.shutdown().await;
     first.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_stops_with_the_gateway_even_with_an_idle_keep_alive_connection() {
+    let gateway = start_gateway().await;
+    let http = gateway.addr_of("http", "default");
+    let mut idle = TcpStream::connect(http).await.unwrap();
+    idle.write_all(b"GET /api/v5/prometheus/stats HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(WAIT, idle.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    // The connection stays open (keep-alive) while the gateway shuts down.
+    tokio::time::timeout(Duration::from_secs(3), gateway.shutdown())
+        .await
+        .expect("shutdown does not wait for idle HTTP connections");
+    assert!(
+        TcpStream::connect(http).await.is_err(),
+        "the API no longer listens"
+    );
+}

@@ -449,7 +449,7 @@ async fn tls_outcome(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revoked_and_expired_client_certificates_are_refused_with_an_alert_on_ssl_and_wss() {
+async fn revoked_and_expired_client_certificates_are_refused_with_an_alert_on_ssl_wss_and_quic() {
     let dir = temp_dir("pki");
     let ca = TestCa::new(&dir, "crl");
     let server = ca.server();
@@ -482,6 +482,17 @@ async fn revoked_and_expired_client_certificates_are_refused_with_an_alert_on_ss
                 bind: loopback,
                 ssl_options: options.clone(),
                 ..tributary_config::WssListener::default()
+            },
+        );
+        config.listeners.quic.insert(
+            "crl".to_owned(),
+            tributary_config::QuicListener {
+                bind: loopback,
+                ssl_options: SslOptions {
+                    versions: vec![TlsVersion::Tls13],
+                    ..options.clone()
+                },
+                ..tributary_config::QuicListener::default()
             },
         );
     })
@@ -519,6 +530,28 @@ async fn revoked_and_expired_client_certificates_are_refused_with_an_alert_on_ss
         .await
         .unwrap();
     let _client = MqttClient::connect(stream, ProtocolVersion::V5, "wss-good").await;
+    // QUIC shares the TLS settings: the same certificates get the same answers.
+    let quic = gateway.addr_of("quic", "crl");
+    for (issued, accepted) in [(&good, true), (&revoked, false), (&expired, false)] {
+        let connack = match transports::connect("quic", quic, &tls(issued)).await {
+            Ok(stream) => {
+                let connect = Connect {
+                    protocol: ProtocolVersion::V5,
+                    clean_start: true,
+                    client_id: format!("quic-{}", issued.serial).into(),
+                    ..Connect::default()
+                };
+                MqttClient::try_connect(stream, connect).await.1
+            }
+            Err(_) => None,
+        };
+        assert_eq!(
+            connack.is_some_and(|c| c.reason == ReasonCode::SUCCESS),
+            accepted,
+            "quic: certificate {}",
+            issued.cert_file.display()
+        );
+    }
     gateway.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
