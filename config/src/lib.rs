@@ -37,6 +37,7 @@ mod listeners;
 mod log;
 mod mqtt;
 mod node;
+mod prometheus;
 mod retainer;
 mod sys_topics;
 pub mod units;
@@ -61,6 +62,7 @@ pub use listeners::{
 pub use log::{ConsoleLog, LogConfig, LogFormatter, LogLevel};
 pub use mqtt::{MAX_PACKET_SIZE_LIMIT, MqttConfig, SharedSubStrategy};
 pub use node::NodeConfig;
+pub use prometheus::PrometheusConfig;
 pub use retainer::RetainerConfig;
 pub use sys_topics::SysTopicsConfig;
 pub use units::{ByteSize, Limit, Timeout};
@@ -95,6 +97,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `dashboard`: the HTTP API (metrics and management).
     pub dashboard: DashboardConfig,
+    /// `prometheus`: the metrics endpoint of the HTTP API.
+    pub prometheus: PrometheusConfig,
 }
 
 /// A loaded configuration and what the loader noticed but did not refuse.
@@ -119,6 +123,7 @@ impl Config {
         "force_shutdown",
         "log",
         "dashboard",
+        "prometheus",
     ];
 
     /// Loads the embedded defaults, then `file` if given, then the `TRIBUTARY_` variables of

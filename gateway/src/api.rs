@@ -1,8 +1,8 @@
 //! The HTTP API on `dashboard.listeners.http` (axum), with EMQX 5's paths and shapes:
 //!
-//! - `GET /api/v5/prometheus/stats`: every metric, Prometheus text format; no authentication,
-//!   as EMQX's default `prometheus.enable_basic_auth = false`, so a Prometheus server scrapes
-//!   it as it scrapes EMQX.
+//! - `GET /api/v5/prometheus/stats`: every metric, Prometheus text format; no authentication
+//!   unless `prometheus.enable_basic_auth` (EMQX's default is `false`), so a Prometheus server
+//!   scrapes it as it scrapes EMQX.
 //! - `GET /api/v5/clients?page=&limit=&protocol=&username=&ip_address=&like_clientid=`: the
 //!   connected clients, paged (`{"data": [...], "meta": {"page", "limit", "count", "hasnext"}}`).
 //! - `GET /api/v5/clients/{clientid}`: one client, or 404 `{"code": "CLIENTID_NOT_FOUND"}`.
@@ -37,6 +37,8 @@ pub(crate) struct ApiState {
     pub(crate) node: String,
     /// The `Authorization` header value that opens the management endpoints.
     pub(crate) expected_auth: String,
+    /// `prometheus.enable_basic_auth`: the metrics need it too.
+    pub(crate) metrics_auth: bool,
 }
 
 impl ApiState {
@@ -126,7 +128,10 @@ fn unauthorized() -> Response {
     response
 }
 
-async fn prometheus_stats(State(state): State<Arc<ApiState>>) -> Response {
+async fn prometheus_stats(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
+    if state.metrics_auth && !authorized(&state, &headers) {
+        return unauthorized();
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -327,6 +332,7 @@ mod tests {
             metrics: Arc::new(Metrics::new(Broker::with_defaults(), Vec::new())),
             node: "n".to_owned(),
             expected_auth: ApiState::basic_auth("admin", "public"),
+            metrics_auth: false,
         };
         let with = |value: &str| {
             let mut headers = HeaderMap::new();

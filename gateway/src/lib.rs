@@ -282,6 +282,7 @@ async fn start_api(
             &dashboard.default_username,
             &dashboard.default_password,
         ),
+        metrics_auth: config.prometheus.enable_basic_auth,
     };
     let addr = api::start(dashboard.listeners.http.bind, state, stop, tasks).await?;
     tracing::info!(%addr, "HTTP API started");

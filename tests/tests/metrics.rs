@@ -343,3 +343,26 @@ async fn the_api_stops_with_the_gateway_even_with_an_idle_keep_alive_connection(
         "the API no longer listens"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_configurable_and_can_guard_the_metrics_too() {
+    let gateway = start_gateway_with(|config| {
+        config.dashboard.default_username = "ops".to_owned();
+        config.dashboard.default_password = "s3cret".to_owned();
+        config.prometheus.enable_basic_auth = true;
+    })
+    .await;
+    let http = gateway.addr_of("http", "default");
+    // ops:s3cret
+    let ops = "Basic b3BzOnMzY3JldA==";
+    for path in ["/api/v5/prometheus/stats", "/api/v5/clients"] {
+        assert_eq!(get(http, path, None).await.0, 401, "{path}");
+        assert_eq!(
+            get(http, path, Some(ADMIN)).await.0,
+            401,
+            "{path}: the defaults are off"
+        );
+        assert_eq!(get(http, path, Some(ops)).await.0, 200, "{path}");
+    }
+    gateway.shutdown().await;
+}
