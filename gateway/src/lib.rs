@@ -159,21 +159,33 @@ impl Gateway {
         );
         let stop_accepting = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let mut listeners = Vec::new();
-        let mut counted = Vec::new();
-        for spec in tcp_specs(config)? {
-            counted.push(ListenerEntry::new(spec.kind, &spec.name, &spec.metrics));
-            listeners.push(listener::start(spec, &broker, &stop_accepting, &tasks).await?);
+        let started = async {
+            let mut listeners = Vec::new();
+            let mut counted = Vec::new();
+            for spec in tcp_specs(config)? {
+                counted.push(ListenerEntry::new(spec.kind, &spec.name, &spec.metrics));
+                listeners.push(listener::start(spec, &broker, &stop_accepting, &tasks).await?);
+            }
+            for spec in quic_specs(config)? {
+                counted.push(ListenerEntry::new("quic", &spec.name, &spec.metrics));
+                listeners.push(quic::start(spec, &broker, &stop_accepting, &tasks)?);
+            }
+            let metrics = Arc::new(Metrics::new(broker.clone(), counted));
+            let http_addr = start_api(config, &broker, &metrics, &stop_accepting, &tasks).await?;
+            Ok::<_, StartError>((listeners, metrics, http_addr))
         }
-        for spec in quic_specs(config)? {
-            counted.push(ListenerEntry::new("quic", &spec.name, &spec.metrics));
-            listeners.push(quic::start(spec, &broker, &stop_accepting, &tasks)?);
-        }
+        .await;
+        let (listeners, metrics, http_addr) = match started {
+            Ok(started) => started,
+            Err(error) => {
+                // The listeners that did start stop again: a failed start leaves nothing bound.
+                stop_accepting.cancel();
+                return Err(error);
+            }
+        };
         for bound in &listeners {
             tracing::info!(listener = %format_args!("{}:{}", bound.kind, bound.name), addr = %bound.addr, "listener started");
         }
-        let metrics = Arc::new(Metrics::new(broker.clone(), counted));
-        let http_addr = start_api(config, &broker, &metrics, &stop_accepting, &tasks).await?;
         let sys = tributary_protocols::SysTopics {
             node: config.node.name.clone(),
             msg_interval: config.sys_topics.sys_msg_interval,

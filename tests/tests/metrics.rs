@@ -366,3 +366,22 @@ async fn credentials_are_configurable_and_can_guard_the_metrics_too() {
     }
     gateway.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_address_in_use_refuses_to_start_naming_the_key() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let mut config = tributary_tests::test_config();
+    config.dashboard.listeners.http.bind = addr;
+    let error = tributary_gateway::Gateway::start(&config)
+        .await
+        .expect_err("the port is taken")
+        .to_string();
+    let _ = std::fs::remove_dir_all(&config.node.data_dir);
+    assert!(
+        error.starts_with(&format!(
+            "dashboard.listeners.http.bind = {addr}: cannot bind: "
+        )),
+        "{error}"
+    );
+}
