@@ -29,6 +29,7 @@
 mod de;
 
 mod auto_subscribe;
+mod dashboard;
 mod env;
 mod error;
 mod force_shutdown;
@@ -36,6 +37,7 @@ mod listeners;
 mod log;
 mod mqtt;
 mod node;
+mod prometheus;
 mod retainer;
 mod sys_topics;
 pub mod units;
@@ -48,6 +50,7 @@ use hocon_rs::{ConfigOptions, Value};
 use serde::Deserialize;
 
 pub use auto_subscribe::{AutoSubscribeConfig, AutoSubscribeTopic};
+pub use dashboard::{DEFAULT_DASHBOARD_PORT, DashboardConfig, DashboardListeners, HttpListener};
 pub use env::ENV_PREFIX;
 pub use error::ConfigError;
 pub use force_shutdown::ForceShutdownConfig;
@@ -59,6 +62,7 @@ pub use listeners::{
 pub use log::{ConsoleLog, LogConfig, LogFormatter, LogLevel};
 pub use mqtt::{MAX_PACKET_SIZE_LIMIT, MqttConfig, SharedSubStrategy};
 pub use node::NodeConfig;
+pub use prometheus::PrometheusConfig;
 pub use retainer::RetainerConfig;
 pub use sys_topics::SysTopicsConfig;
 pub use units::{ByteSize, Limit, Timeout};
@@ -91,6 +95,10 @@ pub struct Config {
     pub force_shutdown: ForceShutdownConfig,
     /// `log`: logging.
     pub log: LogConfig,
+    /// `dashboard`: the HTTP API (metrics and management).
+    pub dashboard: DashboardConfig,
+    /// `prometheus`: the metrics endpoint of the HTTP API.
+    pub prometheus: PrometheusConfig,
 }
 
 /// A loaded configuration and what the loader noticed but did not refuse.
@@ -114,6 +122,8 @@ impl Config {
         "sys_topics",
         "force_shutdown",
         "log",
+        "dashboard",
+        "prometheus",
     ];
 
     /// Loads the embedded defaults, then `file` if given, then the `TRIBUTARY_` variables of
@@ -167,6 +177,27 @@ impl Config {
                 ));
             }
         }
+        let http = &self.dashboard.listeners.http;
+        if http.enable && http.bind.port() != 0 {
+            if let Some((kind, name)) = bound.get(&(false, http.bind)) {
+                return Err(ConfigError::invalid(
+                    "dashboard.listeners.http.bind",
+                    tree,
+                    format!(
+                        "expected an address no other listener binds (listeners.{kind}.{name} does)"
+                    ),
+                    overrides,
+                ));
+            }
+        }
+        if self.dashboard.default_username.is_empty() {
+            return Err(ConfigError::invalid(
+                "dashboard.default_username",
+                tree,
+                "expected a non-empty user name".to_owned(),
+                overrides,
+            ));
+        }
         for (kind, name, tls) in self.listeners.tls_options() {
             let key = |field: &str| format!("listeners.{kind}.{name}.ssl_options.{field}");
             if tls.certfile.as_os_str().is_empty() != tls.keyfile.as_os_str().is_empty() {
@@ -189,6 +220,14 @@ impl Config {
                     expected: "expected a CA file: verify = verify_peer needs one to check client certificates against".to_owned(),
                     set_by: Override::find(overrides, &key("cacertfile")),
                 });
+            }
+            if tls.verify == Verify::VerifyNone && !tls.crlfile.as_os_str().is_empty() {
+                return Err(ConfigError::invalid(
+                    &key("crlfile"),
+                    tree,
+                    "expected \"\" with verify = verify_none: a CRL checks client certificates, which only verify_peer asks for".to_owned(),
+                    overrides,
+                ));
             }
             if tls.versions.is_empty() {
                 return Err(ConfigError::invalid(
@@ -561,6 +600,18 @@ mod tests {
                 r#"invalid config: auto_subscribe.topics[0].topic = "": expected a non-empty topic filter"#,
             ),
             (
+                "dashboard.listeners.http.bind = 1883",
+                "invalid config: dashboard.listeners.http.bind = 1883: expected an address no other listener binds (listeners.tcp.default does)",
+            ),
+            (
+                "dashboard.default_username = \"\"",
+                r#"invalid config: dashboard.default_username = "": expected a non-empty user name"#,
+            ),
+            (
+                "dashboard.listeners.http.enable = maybe",
+                r#"invalid config: dashboard.listeners.http.enable = "maybe": expected true or false"#,
+            ),
+            (
                 "node.data_dir = [1, 2]",
                 "invalid config: node.data_dir = [1, 2]: expected path string",
             ),
@@ -779,6 +830,10 @@ mod tests {
             (
                 "listeners.ssl.default.ssl_options.certfile = \"/x.pem\"",
                 r#"invalid config: listeners.ssl.default.ssl_options.keyfile = "": expected a file: certfile and keyfile go together (leave both empty for a generated self-signed certificate)"#,
+            ),
+            (
+                "listeners.ssl.default.ssl_options.crlfile = \"/crl.pem\"",
+                r#"invalid config: listeners.ssl.default.ssl_options.crlfile = "/crl.pem": expected "" with verify = verify_none: a CRL checks client certificates, which only verify_peer asks for"#,
             ),
             (
                 "listeners.ssl.default.peer_cert_as_username = crt",

@@ -422,6 +422,11 @@ pub struct SslOptions {
     /// `cacertfile`: the CAs that client certificates must chain to, PEM. Required (and must
     /// hold at least one certificate) with `verify = verify_peer`. Default empty.
     pub cacertfile: PathBuf,
+    /// `crlfile`: certificate revocation lists (PEM, one or more `X509 CRL` blocks) issued by
+    /// the CAs of `cacertfile`; with `verify = verify_peer`, a client certificate they revoke
+    /// is refused. Empty (the default) checks no revocation. A file that cannot be read or
+    /// holds no valid CRL stops the broker.
+    pub crlfile: PathBuf,
     /// `verify`: `verify_none` or `verify_peer`. Default `verify_none`.
     pub verify: Verify,
     /// `fail_if_no_peer_cert`: with `verify_peer`, refuse a client that sends no certificate.
@@ -447,6 +452,7 @@ impl Default for SslOptions {
             certfile: PathBuf::new(),
             keyfile: PathBuf::new(),
             cacertfile: PathBuf::new(),
+            crlfile: PathBuf::new(),
             verify: Verify::VerifyNone,
             fail_if_no_peer_cert: false,
             versions: vec![TlsVersion::Tls13, TlsVersion::Tls12],

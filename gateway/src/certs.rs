@@ -7,7 +7,9 @@ use std::{
 };
 
 use rustls::RootCertStore;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+use rustls_pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, pem::PemObject,
+};
 
 use crate::StartError;
 
@@ -73,6 +75,22 @@ pub(crate) fn load_roots(key: &str, file: &Path) -> Result<RootCertStore, StartE
             .map_err(|error| StartError::certificate(key, file, error))?;
     }
     Ok(roots)
+}
+
+/// The certificate revocation lists in `file` (PEM `X509 CRL` blocks): at least one. An empty
+/// file is an error: a CRL file that revokes nothing by accident must not pass unnoticed.
+pub(crate) fn load_crls(
+    key: &str,
+    file: &Path,
+) -> Result<Vec<CertificateRevocationListDer<'static>>, StartError> {
+    let pem = read(key, file)?;
+    let crls = CertificateRevocationListDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| StartError::certificate(key, file, error))?;
+    if crls.is_empty() {
+        return Err(StartError::certificate(key, file, "no PEM CRL in the file"));
+    }
+    Ok(crls)
 }
 
 /// The self-signed identity under `data_dir`, generated on first use and reused after.

@@ -5,12 +5,17 @@
 //! line, the log subscriber and the signals. Integration tests use [`Gateway`] directly, with
 //! every listener on port 0, so several gateways can run in one test process.
 //!
+//! Beside the MQTT listeners it serves the HTTP API (`dashboard.listeners.http`, module `api`):
+//! Prometheus metrics ([`Metrics`]) and the client listings.
+//!
 //! [`bench`] is the `tributary bench` load tool: a client of any broker through sockets only,
 //! shipped in the same binary so that every install has it.
 
+mod api;
 pub mod bench;
 mod certs;
 mod listener;
+mod metrics;
 mod quic;
 mod runtime;
 mod tls;
@@ -30,7 +35,9 @@ use tributary_protocols::Broker;
 use tributary_websocket::UpgradeConfig;
 
 use listener::{Handshake, TcpListenerSpec, TlsStep};
+use metrics::ListenerEntry;
 
+pub use metrics::Metrics;
 pub use runtime::broker_config;
 
 /// How long shutdown waits for connections to say goodbye before giving up on them.
@@ -47,6 +54,14 @@ pub enum StartError {
         kind: &'static str,
         /// Listener name.
         name: String,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The HTTP API could not bind its address.
+    #[error("dashboard.listeners.http.bind = {addr}: cannot bind: {source}")]
+    HttpBind {
         /// The address.
         addr: SocketAddr,
         /// The OS error.
@@ -110,6 +125,9 @@ impl StartError {
 pub struct Gateway {
     broker: Broker,
     listeners: Vec<BoundListener>,
+    metrics: Arc<Metrics>,
+    /// Where the HTTP API listens, when enabled.
+    http_addr: Option<SocketAddr>,
     stop_accepting: CancellationToken,
     tasks: TaskTracker,
 }
@@ -141,13 +159,30 @@ impl Gateway {
         );
         let stop_accepting = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let mut listeners = Vec::new();
-        for spec in tcp_specs(config)? {
-            listeners.push(listener::start(spec, &broker, &stop_accepting, &tasks).await?);
+        let started = async {
+            let mut listeners = Vec::new();
+            let mut counted = Vec::new();
+            for spec in tcp_specs(config)? {
+                counted.push(ListenerEntry::new(spec.kind, &spec.name, &spec.metrics));
+                listeners.push(listener::start(spec, &broker, &stop_accepting, &tasks).await?);
+            }
+            for spec in quic_specs(config)? {
+                counted.push(ListenerEntry::new("quic", &spec.name, &spec.metrics));
+                listeners.push(quic::start(spec, &broker, &stop_accepting, &tasks)?);
+            }
+            let metrics = Arc::new(Metrics::new(broker.clone(), counted));
+            let http_addr = start_api(config, &broker, &metrics, &stop_accepting, &tasks).await?;
+            Ok::<_, StartError>((listeners, metrics, http_addr))
         }
-        for spec in quic_specs(config)? {
-            listeners.push(quic::start(spec, &broker, &stop_accepting, &tasks)?);
-        }
+        .await;
+        let (listeners, metrics, http_addr) = match started {
+            Ok(started) => started,
+            Err(error) => {
+                // The listeners that did start stop again: a failed start leaves nothing bound.
+                stop_accepting.cancel();
+                return Err(error);
+            }
+        };
         for bound in &listeners {
             tracing::info!(listener = %format_args!("{}:{}", bound.kind, bound.name), addr = %bound.addr, "listener started");
         }
@@ -160,6 +195,8 @@ impl Gateway {
         Ok(Self {
             broker,
             listeners,
+            metrics,
+            http_addr,
             stop_accepting,
             tasks,
         })
@@ -181,12 +218,33 @@ impl Gateway {
     }
 
     /// The bound address of the listener `kind` (`tcp`, `ssl`, `ws`, `wss`, `quic`) named
-    /// `name`, if it is running.
+    /// `name`, if it is running; `("http", "default")` is the HTTP API's.
     pub fn addr_of(&self, kind: &str, name: &str) -> Option<SocketAddr> {
+        if (kind, name) == ("http", "default") {
+            return self.http_addr;
+        }
         self.listeners
             .iter()
             .find(|l| l.kind == kind && l.name == name)
             .map(|l| l.addr)
+    }
+
+    /// The HTTP API's address, if `dashboard.listeners.http` is enabled.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// The gateway's metrics, as `GET /api/v5/prometheus/stats` renders them.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Installs this gateway's metrics recorder as the process's global `metrics` recorder, so
+    /// that what library crates emit through the `metrics` facade is rendered with the
+    /// gateway's own series. Only for a process with one gateway (the binary): `false` when a
+    /// global recorder was installed already.
+    pub fn install_global_recorder(&self) -> bool {
+        ::metrics::set_global_recorder(self.metrics.recorder()).is_ok()
     }
 
     /// Graceful shutdown: stop accepting, tell every client (v5 DISCONNECT 0x8B), hand their
@@ -205,6 +263,42 @@ impl Gateway {
             );
         }
     }
+}
+
+/// Starts the HTTP API when `dashboard.listeners.http.enable`; returns its address.
+async fn start_api(
+    config: &Config,
+    broker: &Broker,
+    metrics: &Arc<Metrics>,
+    stop: &CancellationToken,
+    tasks: &TaskTracker,
+) -> Result<Option<SocketAddr>, StartError> {
+    let dashboard = &config.dashboard;
+    if !dashboard.listeners.http.enable {
+        return Ok(None);
+    }
+    let defaults = tributary_config::DashboardConfig::default();
+    if dashboard.default_username == defaults.default_username
+        && dashboard.default_password == defaults.default_password
+    {
+        tracing::warn!(
+            "the HTTP API accepts the well-known default credentials admin/public: set \
+             dashboard.default_username and dashboard.default_password"
+        );
+    }
+    let state = api::ApiState {
+        broker: broker.clone(),
+        metrics: Arc::clone(metrics),
+        node: config.node.name.clone(),
+        expected_auth: api::ApiState::basic_auth(
+            &dashboard.default_username,
+            &dashboard.default_password,
+        ),
+        metrics_auth: config.prometheus.enable_basic_auth,
+    };
+    let addr = api::start(dashboard.listeners.http.bind, state, stop, tasks).await?;
+    tracing::info!(%addr, "HTTP API started");
+    Ok(Some(addr))
 }
 
 /// The self-signed identity, generated (or read back) on first use and shared by every TLS
@@ -280,6 +374,7 @@ fn tcp_specs(config: &Config) -> Result<Vec<TcpListenerSpec>, StartError> {
             max_connections: limit(l.max_connections),
             handshake: Handshake::Plain,
             handshake_timeout: Duration::MAX,
+            metrics: Arc::default(),
         });
     }
     for (name, l) in listeners.ssl.iter().filter(|(_, l)| l.enable) {
@@ -295,6 +390,7 @@ fn tcp_specs(config: &Config) -> Result<Vec<TcpListenerSpec>, StartError> {
                 client_id_from_cert: tls::cert_field(l.peer_cert_as_clientid),
             }),
             handshake_timeout: l.ssl_options.handshake_timeout,
+            metrics: Arc::default(),
         });
     }
     for (name, l) in listeners.ws.iter().filter(|(_, l)| l.enable) {
@@ -305,6 +401,7 @@ fn tcp_specs(config: &Config) -> Result<Vec<TcpListenerSpec>, StartError> {
             max_connections: limit(l.max_connections),
             handshake: Handshake::Ws(upgrade_config(&l.websocket, config)),
             handshake_timeout: ws_timeout,
+            metrics: Arc::default(),
         });
     }
     for (name, l) in listeners.wss.iter().filter(|(_, l)| l.enable) {
@@ -323,6 +420,7 @@ fn tcp_specs(config: &Config) -> Result<Vec<TcpListenerSpec>, StartError> {
                 upgrade_config(&l.websocket, config),
             ),
             handshake_timeout: l.ssl_options.handshake_timeout,
+            metrics: Arc::default(),
         });
     }
     Ok(specs)
@@ -346,6 +444,7 @@ fn quic_specs(config: &Config) -> Result<Vec<quic::QuicListenerSpec>, StartError
             handshake_timeout: l.ssl_options.handshake_timeout,
             username_from_cert: tls::cert_field(l.peer_cert_as_username),
             client_id_from_cert: tls::cert_field(l.peer_cert_as_clientid),
+            metrics: Arc::default(),
         });
     }
     Ok(specs)

@@ -5,10 +5,7 @@
 
 use std::{
     net::SocketAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, atomic::Ordering},
     time::Duration,
 };
 
@@ -21,7 +18,11 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tributary_protocols::{Broker, CertField, ConnectionInfo, PeerCert, serve_mqtt};
 use tributary_websocket::{UpgradeConfig, UpgradeError};
 
-use crate::{BoundListener, StartError, tls};
+use crate::{
+    BoundListener, StartError,
+    metrics::{HandshakeFailure, ListenerMetrics},
+    tls,
+};
 
 /// What a listener does to an accepted socket before MQTT starts.
 pub(crate) enum Handshake {
@@ -63,6 +64,8 @@ pub(crate) struct TcpListenerSpec {
     pub(crate) handshake: Handshake,
     /// How long the handshake may take.
     pub(crate) handshake_timeout: Duration,
+    /// The listener's counters.
+    pub(crate) metrics: Arc<ListenerMetrics>,
 }
 
 /// Binds a TCP listener and spawns its accept loop.
@@ -103,7 +106,6 @@ async fn accept_loop(
     tasks: TaskTracker,
 ) {
     let label: Arc<str> = Arc::from(format!("{}:{}", spec.kind, spec.name));
-    let open = Arc::new(AtomicU64::new(0));
     loop {
         let accepted = tokio::select! {
             () = stop.cancelled() => return,
@@ -118,17 +120,21 @@ async fn accept_loop(
                 continue;
             }
         };
-        if open.load(Ordering::Relaxed) >= spec.max_connections {
+        if spec.metrics.open.load(Ordering::Relaxed) >= spec.max_connections {
+            spec.metrics
+                .refused_max_connections
+                .fetch_add(1, Ordering::Relaxed);
             tracing::warn!(listener = %label, %peer, max_connections = spec.max_connections, "connection refused: listener at max_connections");
             drop(stream);
             continue;
         }
+        spec.metrics.accepted.fetch_add(1, Ordering::Relaxed);
         // Latency over tiny-packet coalescing: the driver already batches its writes.
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
         }
         let info = ConnectionInfo::new(peer, Arc::clone(&label), spec.kind);
-        let guard = ConnectionGuard::new(&open);
+        let guard = ConnectionGuard::new(&spec.metrics);
         let broker = broker.clone();
         let spec = Arc::clone(&spec);
         tasks.spawn(async move {
@@ -158,7 +164,7 @@ async fn serve(
                         step.apply(&mut info, cert);
                         serve_mqtt(stream, info, broker).await;
                     }
-                    Err(error) => log_failure(&info, &error),
+                    Err(error) => fail(&info, spec, &error),
                 }
             })
             .await;
@@ -170,7 +176,7 @@ async fn serve(
                         apply_forwarded(&mut info, forwarded);
                         serve_mqtt(stream, info, broker).await;
                     }
-                    Err(error) => log_failure(&info, &error),
+                    Err(error) => fail(&info, spec, &error),
                 }
             })
             .await;
@@ -189,7 +195,7 @@ async fn serve(
                         apply_forwarded(&mut info, forwarded);
                         serve_mqtt(stream, info, broker).await;
                     }
-                    Err(error) => log_failure(&info, &error),
+                    Err(error) => fail(&info, spec, &error),
                 }
             })
             .await;
@@ -257,22 +263,28 @@ fn apply_forwarded(info: &mut ConnectionInfo, forwarded: Option<std::net::IpAddr
     }
 }
 
-fn log_failure(info: &ConnectionInfo, error: &HandshakeError) {
+/// Counts and logs a connection that ended before MQTT started.
+fn fail(info: &ConnectionInfo, spec: &TcpListenerSpec, error: &HandshakeError) {
+    spec.metrics.handshake_failed(match error {
+        HandshakeError::Tls(_) => HandshakeFailure::Tls,
+        HandshakeError::WebSocket(_) => HandshakeFailure::WebSocket,
+        HandshakeError::Timeout(_) => HandshakeFailure::Timeout,
+    });
     tracing::info!(listener = %info.listener, peer = %info.peer, reason = %error, "connection closed before MQTT");
 }
 
 /// Counts a listener's open connections, down again however the task ends.
-pub(crate) struct ConnectionGuard(Arc<AtomicU64>);
+pub(crate) struct ConnectionGuard(Arc<ListenerMetrics>);
 
 impl ConnectionGuard {
-    pub(crate) fn new(open: &Arc<AtomicU64>) -> Self {
-        open.fetch_add(1, Ordering::Relaxed);
-        Self(Arc::clone(open))
+    pub(crate) fn new(metrics: &Arc<ListenerMetrics>) -> Self {
+        metrics.open.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(metrics))
     }
 }
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
     }
 }

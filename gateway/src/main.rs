@@ -126,10 +126,20 @@ fn run(config: &Config) -> anyhow::Result<()> {
         .context("starting the runtime")?;
     runtime.block_on(async {
         let gateway = Gateway::start(config).await?;
+        // One gateway in this process: what library crates emit through the `metrics` facade
+        // joins its scrape.
+        if !gateway.install_global_recorder() {
+            tracing::warn!("a metrics recorder was installed already; facade metrics not exported");
+        }
         for listener in gateway.listeners() {
             println!(
                 "tributary: listening for MQTT on {} ({}:{})",
                 listener.addr, listener.kind, listener.name
+            );
+        }
+        if let Some(addr) = gateway.http_addr() {
+            println!(
+                "tributary: HTTP API on http://{addr}/api/v5 (metrics: /api/v5/prometheus/stats)"
             );
         }
         shutdown_signal().await;

@@ -9,10 +9,7 @@
 
 use std::{
     net::SocketAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, atomic::Ordering},
     time::Duration,
 };
 
@@ -21,7 +18,12 @@ use rustls_pki_types::CertificateDer;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tributary_protocols::{Broker, CertField, ConnectionInfo, serve_mqtt};
 
-use crate::{BoundListener, StartError, listener::ConnectionGuard, tls};
+use crate::{
+    BoundListener, StartError,
+    listener::ConnectionGuard,
+    metrics::{HandshakeFailure, ListenerMetrics},
+    tls,
+};
 
 /// The ALPN protocol id of MQTT over QUIC, as EMQX and NanoMQ use it.
 pub(crate) const ALPN: &[u8] = b"mqtt";
@@ -44,6 +46,8 @@ pub(crate) struct QuicListenerSpec {
     pub(crate) handshake_timeout: Duration,
     pub(crate) username_from_cert: Option<CertField>,
     pub(crate) client_id_from_cert: Option<CertField>,
+    /// The listener's counters.
+    pub(crate) metrics: Arc<ListenerMetrics>,
 }
 
 /// Binds a QUIC endpoint and spawns its accept loop.
@@ -107,7 +111,6 @@ async fn accept_loop(
     tasks: TaskTracker,
 ) {
     let label: Arc<str> = Arc::from(format!("quic:{}", spec.name));
-    let open = Arc::new(AtomicU64::new(0));
     loop {
         let incoming = tokio::select! {
             () = stop.cancelled() => break,
@@ -116,12 +119,16 @@ async fn accept_loop(
                 None => break,
             },
         };
-        if open.load(Ordering::Relaxed) >= spec.max_connections {
+        if spec.metrics.open.load(Ordering::Relaxed) >= spec.max_connections {
+            spec.metrics
+                .refused_max_connections
+                .fetch_add(1, Ordering::Relaxed);
             tracing::warn!(listener = %label, peer = %incoming.remote_address(), max_connections = spec.max_connections, "connection refused: listener at max_connections");
             incoming.refuse();
             continue;
         }
-        let guard = ConnectionGuard::new(&open);
+        spec.metrics.accepted.fetch_add(1, Ordering::Relaxed);
+        let guard = ConnectionGuard::new(&spec.metrics);
         let (broker, spec, label, endpoint) = (
             broker.clone(),
             Arc::clone(&spec),
@@ -157,10 +164,12 @@ async fn serve(
     let (connection, send, recv) = match established {
         Ok(Ok(established)) => established,
         Ok(Err(error)) => {
+            spec.metrics.handshake_failed(HandshakeFailure::Tls);
             tracing::info!(listener = %label, %peer, reason = %error, "connection closed before MQTT");
             return;
         }
         Err(_) => {
+            spec.metrics.handshake_failed(HandshakeFailure::Timeout);
             tracing::info!(listener = %label, %peer, reason = "handshake not finished in time", "connection closed before MQTT");
             return;
         }

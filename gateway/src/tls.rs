@@ -47,12 +47,29 @@ pub(crate) fn server_config(
             let roots = certs::load_roots(&ca_key, &options.cacertfile)?;
             let verifier =
                 WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider));
+            let verifier = if options.crlfile.as_os_str().is_empty() {
+                verifier
+            } else {
+                let crl_key = format!("{key}.ssl_options.crlfile");
+                let crls = certs::load_crls(&crl_key, &options.crlfile)?;
+                // The leaf only, as OpenSSL's `crl_check` (EMQX's) does; a leaf whose issuer
+                // has no CRL in the file is refused (unknown status is denied), not waved on.
+                verifier.with_crls(crls).only_check_end_entity_revocation()
+            };
             let verifier = if options.fail_if_no_peer_cert {
                 verifier
             } else {
                 verifier.allow_unauthenticated()
             };
-            let verifier = verifier.build().map_err(|e| StartError::tls(ca_key, e))?;
+            let verifier = verifier.build().map_err(|e| match e {
+                // A CRL webpki cannot use (a bad signature algorithm, a broken extension).
+                rustls::server::VerifierBuilderError::InvalidCrl(_) => StartError::certificate(
+                    &format!("{key}.ssl_options.crlfile"),
+                    &options.crlfile,
+                    e,
+                ),
+                _ => StartError::tls(ca_key, e),
+            })?;
             builder.with_client_cert_verifier(verifier)
         }
     };

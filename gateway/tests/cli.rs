@@ -1,5 +1,5 @@
 //! The `tributary` binary as an operator runs it: `--help`, config errors from a file and from
-//! the environment, the "listening" line, and SIGTERM as a graceful shutdown.
+//! the environment, the "listening" lines, the HTTP API, and SIGTERM as a graceful shutdown.
 //!
 //! These live in the gateway package because `CARGO_BIN_EXE_tributary` (the built binary) is
 //! only given to the tests of the package that owns it. Every wait is bounded and every child
@@ -69,6 +69,7 @@ fn tributary(scratch: &Scratch) -> Command {
         .env("TRIBUTARY_LISTENERS__WS__DEFAULT__BIND", "127.0.0.1:0")
         .env("TRIBUTARY_LISTENERS__WSS__DEFAULT__BIND", "127.0.0.1:0")
         .env("TRIBUTARY_LISTENERS__QUIC__DEFAULT__BIND", "127.0.0.1:0")
+        .env("TRIBUTARY_DASHBOARD__LISTENERS__HTTP__BIND", "127.0.0.1:0")
         .env(
             "TRIBUTARY_NODE__DATA_DIR",
             format!("\"{}\"", scratch.0.join("data").display()),
@@ -316,5 +317,49 @@ fn sigterm_disconnects_clients_with_0x8b_and_exits_0() {
     let mut rest = Vec::new();
     stream.read_to_end(&mut rest).expect("EOF after DISCONNECT");
     assert!(rest.is_empty(), "{rest:02x?}");
+    assert!(child.wait().success(), "exit status after SIGTERM");
+}
+
+#[test]
+fn the_http_api_serves_the_metrics_and_warns_about_default_credentials() {
+    let scratch = Scratch::new();
+    let mut child = Child::spawn(tributary(&scratch));
+    let addr = child.listening_addr();
+    let api = loop {
+        let line = child
+            .stdout
+            .recv_timeout(WAIT)
+            .expect("no HTTP API line on stdout");
+        if let Some(rest) = line.strip_prefix("tributary: HTTP API on http://") {
+            let (addr, _) = rest.split_once('/').unwrap();
+            break addr.parse::<SocketAddr>().unwrap();
+        }
+    };
+    assert!(
+        child
+            .stderr_line(|line| line.contains("default credentials admin/public"))
+            .is_some(),
+        "a warning about the default credentials"
+    );
+    // One MQTT connection, then the scrape counts it.
+    let mut mqtt = TcpStream::connect_timeout(&addr, WAIT).unwrap();
+    mqtt.write_all(&CONNECT_V5).unwrap();
+    assert_eq!(read_exact_bounded(&mut mqtt, 1), [0x20]);
+    let mut http = TcpStream::connect_timeout(&api, WAIT).unwrap();
+    http.set_read_timeout(Some(WAIT)).unwrap();
+    http.write_all(
+        b"GET /api/v5/prometheus/stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut response = String::new();
+    http.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.contains(
+            "tributary_listener_connections_accepted{listener=\"tcp:default\",transport=\"tcp\"} 1"
+        ),
+        "{response}"
+    );
+    child.signal("TERM");
     assert!(child.wait().success(), "exit status after SIGTERM");
 }

@@ -2,8 +2,9 @@
 //! for every transport.
 //!
 //! Every test starts its own [`TestGateway`] (no shared state between tests), configured from
-//! the embedded defaults with every listener (tcp, ssl, ws, wss, quic) on `127.0.0.1:0` and a
-//! private data directory, where the TLS listeners' self-signed certificate is generated.
+//! the embedded defaults with every listener (tcp, ssl, ws, wss, quic, and the HTTP API) on
+//! `127.0.0.1:0` and a private data directory, where the TLS listeners' self-signed certificate
+//! is generated.
 //! Test support fails loudly: a gateway that cannot start, or a client that cannot connect, is a
 //! failed test.
 
@@ -88,7 +89,8 @@ pub fn temp_dir(purpose: &str) -> PathBuf {
     ))
 }
 
-/// A test config: defaults, every listener on `127.0.0.1:0`, a fresh data directory.
+/// A test config: defaults, every listener (the HTTP API's too) on `127.0.0.1:0`, a fresh
+/// data directory.
 pub fn test_config() -> Config {
     let mut config = Config::default();
     config.node.data_dir = temp_dir("test");
@@ -99,6 +101,7 @@ pub fn test_config() -> Config {
     listeners.ws.values_mut().for_each(|l| l.bind = loopback);
     listeners.wss.values_mut().for_each(|l| l.bind = loopback);
     listeners.quic.values_mut().for_each(|l| l.bind = loopback);
+    config.dashboard.listeners.http.bind = loopback;
     config
 }
 

@@ -1,11 +1,16 @@
 //! Test certificates made with rcgen at test time: a CA, a server certificate it signed for
-//! `localhost` and `127.0.0.1`, and client certificates, written as PEM files.
+//! `localhost` and `127.0.0.1`, client certificates (valid or expired), and CRLs revoking some
+//! of them, written as PEM files.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicU64, Ordering},
+};
 
 use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    BasicConstraints, Certificate, CertificateParams, CertificateRevocationListParams, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason,
+    RevokedCertParams, SerialNumber, date_time_ymd,
 };
 
 /// A certificate and its key, as PEM, and where they were written.
@@ -19,6 +24,8 @@ pub struct Issued {
     pub cert_file: PathBuf,
     /// The key file.
     pub key_file: PathBuf,
+    /// The certificate's serial number, unique within its CA.
+    pub serial: u64,
 }
 
 /// A test CA that issues server and client certificates into a directory.
@@ -26,6 +33,7 @@ pub struct TestCa {
     cert: Certificate,
     key: KeyPair,
     dir: PathBuf,
+    next_serial: AtomicU64,
     /// The CA certificate, PEM.
     pub cert_pem: String,
     /// The CA certificate file.
@@ -61,6 +69,7 @@ impl TestCa {
             cert,
             key,
             dir: dir.to_path_buf(),
+            next_serial: AtomicU64::new(1),
             cert_pem,
             cert_file,
         }
@@ -83,6 +92,50 @@ impl TestCa {
 
     /// A client certificate whose subject is `CN=<common_name>, O=Tributary Tests`.
     pub fn client(&self, common_name: &str) -> Issued {
+        self.client_with(common_name, |_| {})
+    }
+
+    /// A client certificate that expired on 2021-01-01 (valid from 2020-01-01).
+    pub fn expired_client(&self, common_name: &str) -> Issued {
+        self.client_with(common_name, |params| {
+            params.not_before = date_time_ymd(2020, 1, 1);
+            params.not_after = date_time_ymd(2021, 1, 1);
+        })
+    }
+
+    /// A CRL from this CA revoking `revoked` (reason: key compromise), valid from 2024 to 2099,
+    /// written to `<name>.crl.pem`; returns the file.
+    pub fn crl(&self, name: &str, revoked: &[&Issued]) -> PathBuf {
+        let params = CertificateRevocationListParams {
+            this_update: date_time_ymd(2024, 1, 1),
+            next_update: date_time_ymd(2099, 1, 1),
+            crl_number: SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|issued| RevokedCertParams {
+                    serial_number: SerialNumber::from(issued.serial),
+                    revocation_time: date_time_ymd(2024, 1, 1),
+                    reason_code: Some(RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        let crl = params
+            .signed_by(&self.cert, &self.key)
+            .expect("sign the CRL");
+        let file = self.dir.join(format!("{name}.crl.pem"));
+        std::fs::write(&file, crl.pem().expect("CRL PEM")).expect("write the CRL");
+        file
+    }
+
+    /// A client certificate as [`TestCa::client`], with `configure` applied to its parameters.
+    pub fn client_with(
+        &self,
+        common_name: &str,
+        configure: impl FnOnce(&mut CertificateParams),
+    ) -> Issued {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
         params
             .distinguished_name
@@ -91,6 +144,7 @@ impl TestCa {
             .distinguished_name
             .push(DnType::CommonName, common_name);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        configure(&mut params);
         // The name may hold characters a file name cannot (tests use `dev/+`).
         let stem: String = common_name
             .chars()
@@ -99,7 +153,9 @@ impl TestCa {
         self.issue(params, &format!("client-{stem}"))
     }
 
-    fn issue(&self, params: CertificateParams, stem: &str) -> Issued {
+    fn issue(&self, mut params: CertificateParams, stem: &str) -> Issued {
+        let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
+        params.serial_number = Some(SerialNumber::from(serial));
         let key = KeyPair::generate().expect("key");
         let cert = params
             .signed_by(&key, &self.cert, &self.key)
@@ -109,6 +165,7 @@ impl TestCa {
             key_pem: key.serialize_pem(),
             cert_file: self.dir.join(format!("{stem}.pem")),
             key_file: self.dir.join(format!("{stem}.key")),
+            serial,
         };
         std::fs::write(&issued.cert_file, &issued.cert_pem).expect("write the certificate");
         std::fs::write(&issued.key_file, &issued.key_pem).expect("write the key");

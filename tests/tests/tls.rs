@@ -414,3 +414,173 @@ async fn configured_certificates_are_served() {
     gateway.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A 3.1.1 CONNECT with client id `c`.
+const CONNECT_311: [u8; 15] = [
+    0x10, 0x0d, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x1e, 0x00, 0x01, b'c',
+];
+
+/// The TLS alert in an error from tokio-rustls, if that is what it is.
+fn alert_in(error: &std::io::Error) -> Option<rustls::AlertDescription> {
+    match error.get_ref()?.downcast_ref::<rustls::Error>()? {
+        rustls::Error::AlertReceived(alert) => Some(*alert),
+        _ => None,
+    }
+}
+
+/// Opens TLS to `addr` with `tls`, sends `probe` and reads: `Ok` with the first bytes the
+/// server answers, or `Err` with the TLS alert it sent (`None`: closed without one). In TLS 1.3
+/// the server checks the client certificate after the client's Finished, so a refusal may
+/// arrive only with the first read.
+async fn tls_outcome(
+    addr: SocketAddr,
+    tls: &Arc<rustls::ClientConfig>,
+    probe: &[u8],
+) -> Result<Vec<u8>, Option<rustls::AlertDescription>> {
+    let mut stream = connect_tls(addr, tls).await.map_err(|e| alert_in(&e))?;
+    // A refused client may find the socket closed under its write; the read says why.
+    let _ = stream.write_all(probe).await;
+    let mut buf = vec![0u8; 256];
+    match tokio::time::timeout(WAIT, stream.read(&mut buf)).await {
+        Ok(Ok(0)) | Err(_) => Err(None),
+        Ok(Ok(n)) => Ok(buf[..n].to_vec()),
+        Ok(Err(error)) => Err(alert_in(&error)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_and_expired_client_certificates_are_refused_with_an_alert_on_ssl_wss_and_quic() {
+    let dir = temp_dir("pki");
+    let ca = TestCa::new(&dir, "crl");
+    let server = ca.server();
+    let good = ca.client("device-good");
+    let revoked = ca.client("device-revoked");
+    let expired = ca.expired_client("device-expired");
+    let crlfile = ca.crl("crl", &[&revoked]);
+    let options = SslOptions {
+        certfile: server.cert_file.clone(),
+        keyfile: server.key_file.clone(),
+        cacertfile: ca.cert_file.clone(),
+        crlfile,
+        verify: Verify::VerifyPeer,
+        fail_if_no_peer_cert: true,
+        ..SslOptions::default()
+    };
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let gateway = start_gateway_with(|config| {
+        config.listeners.ssl.insert(
+            "crl".to_owned(),
+            SslListener {
+                bind: loopback,
+                ssl_options: options.clone(),
+                ..SslListener::default()
+            },
+        );
+        config.listeners.wss.insert(
+            "crl".to_owned(),
+            tributary_config::WssListener {
+                bind: loopback,
+                ssl_options: options.clone(),
+                ..tributary_config::WssListener::default()
+            },
+        );
+        config.listeners.quic.insert(
+            "crl".to_owned(),
+            tributary_config::QuicListener {
+                bind: loopback,
+                ssl_options: SslOptions {
+                    versions: vec![TlsVersion::Tls13],
+                    ..options.clone()
+                },
+                ..tributary_config::QuicListener::default()
+            },
+        );
+    })
+    .await;
+    let tls = |issued: &Issued| client_tls(&ca.cert_pem, Some(issued));
+    let ws_probe = b"GET /mqtt HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+        Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n";
+    for (kind, probe) in [("ssl", &CONNECT_311[..]), ("wss", &ws_probe[..])] {
+        let addr = gateway.addr_of(kind, "crl");
+        let answer = tls_outcome(addr, &tls(&good), probe).await;
+        assert!(
+            answer.is_ok(),
+            "{kind}: the valid certificate is accepted: {answer:?}"
+        );
+        assert_eq!(
+            tls_outcome(addr, &tls(&revoked), probe).await,
+            Err(Some(rustls::AlertDescription::CertificateRevoked)),
+            "{kind}: the revoked certificate"
+        );
+        assert_eq!(
+            tls_outcome(addr, &tls(&expired), probe).await,
+            Err(Some(rustls::AlertDescription::CertificateExpired)),
+            "{kind}: the expired certificate"
+        );
+    }
+    // The valid certificate gets a CONNACK 0 over ssl.
+    let ssl = gateway.addr_of("ssl", "crl");
+    assert_eq!(
+        tls_outcome(ssl, &tls(&good), &CONNECT_311).await,
+        Ok(vec![0x20, 0x02, 0x00, 0x00])
+    );
+    // And an MQTT connection over wss with it is accepted.
+    let stream = transports::connect("wss", gateway.addr_of("wss", "crl"), &tls(&good))
+        .await
+        .unwrap();
+    let _client = MqttClient::connect(stream, ProtocolVersion::V5, "wss-good").await;
+    // QUIC shares the TLS settings: the same certificates get the same answers.
+    let quic = gateway.addr_of("quic", "crl");
+    for (issued, accepted) in [(&good, true), (&revoked, false), (&expired, false)] {
+        let connack = match transports::connect("quic", quic, &tls(issued)).await {
+            Ok(stream) => {
+                let connect = Connect {
+                    protocol: ProtocolVersion::V5,
+                    clean_start: true,
+                    client_id: format!("quic-{}", issued.serial).into(),
+                    ..Connect::default()
+                };
+                MqttClient::try_connect(stream, connect).await.1
+            }
+            Err(_) => None,
+        };
+        assert_eq!(
+            connack.is_some_and(|c| c.reason == ReasonCode::SUCCESS),
+            accepted,
+            "quic: certificate {}",
+            issued.cert_file.display()
+        );
+    }
+    gateway.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_crl_file_refuses_to_start() {
+    let dir = temp_dir("pki");
+    let ca = TestCa::new(&dir, "badcrl");
+    let garbage = dir.join("garbage.crl.pem");
+    std::fs::write(
+        &garbage,
+        "-----BEGIN X509 CRL-----\nnot base64!\n-----END X509 CRL-----\n",
+    )
+    .unwrap();
+    // A certificate where a CRL should be: no CRL block in the file.
+    for file in [dir.join("missing.crl.pem"), garbage, ca.cert_file.clone()] {
+        let error = start_error(SslOptions {
+            verify: Verify::VerifyPeer,
+            cacertfile: ca.cert_file.clone(),
+            crlfile: file.clone(),
+            ..SslOptions::default()
+        })
+        .await;
+        assert!(
+            error.starts_with(&format!(
+                "listeners.ssl.default.ssl_options.crlfile = {file:?}: "
+            )),
+            "{error}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
