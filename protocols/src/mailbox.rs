@@ -44,6 +44,8 @@ struct MailboxState {
     unlogged_drops: u64,
     last_drop_log: Option<Instant>,
     flow: Flow,
+    /// When `flow` last became `Congested`.
+    congested_since: Option<Instant>,
     /// Deliveries taken out so far: a waiting publisher's measure of progress.
     popped: u64,
 }
@@ -54,10 +56,15 @@ struct MailboxState {
 /// publishers, as in fan-in) should slow its publishers down rather than drop what they send:
 /// once its queue passes half of `max_mqueue_len`, each publisher that routes to it stops
 /// reading its own socket until the queue is back under a quarter, so ingress runs as fast as
-/// egress and nothing an online subscriber can take is lost. A subscriber that takes nothing
-/// at all for [`FLOW_WAIT`] while publishers wait is a slow consumer (a client that reads one message a second): it
-/// is marked `Slow` and no longer holds anyone back (RELIABILITY 30: a slow subscriber never
-/// slows a publisher); its queue applies the drop policy until it drains again.
+/// egress and nothing an online subscriber can take is lost.
+///
+/// The hold is bounded, so one subscriber cannot stall a publisher (and every other
+/// subscriber of its messages) for long: a subscriber that takes nothing at all for
+/// [`FLOW_WAIT`] while publishers wait (a client that reads one message a second), or that is
+/// still over its low-water mark [`FLOW_MAX_HOLD`] after it became congested (a client on a
+/// slow link), is a slow consumer. It is marked `Slow` and holds nobody back (RELIABILITY 30:
+/// a slow subscriber never slows a publisher for long); its queue applies the drop policy
+/// until it has drained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flow {
     /// Under the high-water mark.
@@ -68,8 +75,17 @@ enum Flow {
     Slow,
 }
 
-/// How long publishers wait for a congested subscriber to drain before it counts as slow.
+/// How long publishers wait for a congested subscriber to take anything before it counts as
+/// slow.
 pub(crate) const FLOW_WAIT: Duration = Duration::from_millis(100);
+
+/// How long a subscriber may take to get from its high-water mark back under its low-water
+/// mark (a quarter of its queue) before it counts as slow. A subscriber that is only short of
+/// CPU drains in milliseconds once its publishers wait (at the default `max_mqueue_len` of
+/// 1000, this bound asks for 1000 messages a second); one on a slow link, or reading slowly,
+/// does not, and gets the drop policy rather than stalling its publishers, and through them
+/// every other subscriber of their messages.
+const FLOW_MAX_HOLD: Duration = Duration::from_millis(250);
 
 /// How often a session with a full queue logs its drops.
 const DROP_LOG_INTERVAL: Duration = Duration::from_secs(60);
@@ -85,6 +101,7 @@ impl Mailbox {
                 unlogged_drops: 0,
                 last_drop_log: None,
                 flow: Flow::Open,
+                congested_since: None,
                 popped: 0,
             }),
             notify: Notify::new(),
@@ -170,10 +187,14 @@ impl Mailbox {
             }
             if tokio::time::timeout_at(deadline, drained).await.is_err() {
                 let mut state = self.lock();
-                // Only a subscriber that took nothing at all meanwhile is slow; one that is
-                // draining, if slowly (short of CPU, or waiting for acks), keeps its
-                // publishers waiting, so what it will take is never dropped.
-                if state.flow == Flow::Congested && state.popped == popped_before {
+                // A subscriber that took nothing meanwhile, or has been congested too long,
+                // is slow; one that is draining (short of CPU, or waiting for its acks) keeps
+                // its publishers waiting, so what it will take is never dropped.
+                let stuck = state.popped == popped_before
+                    || state.congested_since.is_some_and(|since| {
+                        crate::broker::now().saturating_duration_since(since) >= FLOW_MAX_HOLD
+                    });
+                if state.flow == Flow::Congested && stuck {
                     state.flow = Flow::Slow;
                     tracing::debug!(client_id = %self.client_id, "subscriber does not drain its queue: a slow consumer, publishers no longer wait for it");
                     return false;
@@ -313,6 +334,7 @@ impl MailboxState {
                 let max = self.queue.max_len();
                 if max > 1 && self.queue.len() > max / 2 {
                     self.flow = Flow::Congested;
+                    self.congested_since = Some(crate::broker::now());
                     true
                 } else {
                     false

@@ -173,3 +173,45 @@ async fn a_subscriber_that_keeps_draining_loses_nothing_to_a_faster_publisher() 
     assert_eq!(Stats::get(&stats.delivery_dropped_queue_full), 0);
     drop(publisher);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_drains_too_slowly_holds_its_publisher_back_for_a_bounded_time() {
+    // The subscriber takes 20 messages a second: it makes progress, but would hold a 300
+    // message burst for 15 s. It cannot get from half its queue to a quarter within the
+    // bound (250 ms), so flow control treats it as a slow consumer: the publisher's messages
+    // are all acknowledged long before, and the subscriber's queue applies the drop policy.
+    let gw = start_gateway_with(|c| {
+        c.mqtt.max_inflight = 1;
+        c.mqtt.max_mqueue_len = 20;
+    })
+    .await;
+    let mut o = v4_options(&gw, "trickle");
+    o.set_manual_acks(true);
+    let mut trickle = V4::connect(o).await;
+    trickle.subscribe("hold/t", QoS::AtLeastOnce).await;
+    let reader = tokio::spawn(async move {
+        loop {
+            let Some(p) = trickle
+                .try_next_publish(std::time::Duration::from_secs(2))
+                .await
+            else {
+                break;
+            };
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            trickle.client.ack(&p).await.unwrap();
+        }
+    });
+    let mut publisher = V4::connect(v4_options(&gw, "bursty")).await;
+    let acked = tokio::time::timeout(std::time::Duration::from_secs(8), async {
+        for i in 0..300 {
+            publisher
+                .publish("hold/t", QoS::AtLeastOnce, false, format!("{i}").as_bytes())
+                .await;
+        }
+    })
+    .await;
+    assert!(acked.is_ok(), "the publisher was held back past the bound");
+    let stats = gw.gateway().broker().stats();
+    assert!(Stats::get(&stats.delivery_dropped_queue_full) > 0);
+    reader.abort();
+}
