@@ -454,3 +454,31 @@ async fn duplicate_con_publish_is_routed_once() {
     assert_eq!(&mqtt.next_publish().await.payload[..], b"once");
     mqtt.assert_no_publish().await;
 }
+
+#[tokio::test]
+async fn an_mqtt_client_with_the_same_client_id_takes_over() {
+    let gateway = start_gateway().await;
+    let broker = gateway.gateway().broker().clone();
+    let mut coap = Coap::new(gateway.coap_addr()).await;
+    let answer = coap
+        .con(request(Post, "mqtt/connection", &["clientid=shared"]))
+        .await;
+    assert_eq!(code(&answer), response(ResponseType::Created));
+    assert_eq!(broker.client("shared").unwrap().protocol, "coap");
+    let mqtt = V4::connect(v4_options(&gateway, "shared")).await;
+    until("the MQTT client holds the session", || {
+        broker
+            .client("shared")
+            .is_some_and(|c| c.protocol == "mqtt")
+    })
+    .await;
+    assert_eq!(
+        broker
+            .clients()
+            .iter()
+            .filter(|c| c.protocol == "coap")
+            .count(),
+        0
+    );
+    mqtt.disconnect().await;
+}
