@@ -93,7 +93,10 @@ pub fn run(start: Instant, data: &[u8]) -> Report {
                 "the exchange sent a datagram that does not decode: {datagram:?}"
             );
         }
-        assert!(exchange.dedup_len() <= max_dedup, "duplicate cache over its bound");
+        assert!(
+            exchange.dedup_len() <= max_dedup,
+            "duplicate cache over its bound"
+        );
         // The caller's own queue stays bounded too: old ids are dropped as the exchange would.
         if pending.len() > 64 {
             pending.remove(0);

@@ -20,7 +20,10 @@ fn coap_corpus_replays_cleanly() {
         transmits += report.transmits;
     }
     assert!(files >= 5, "the corpus is there");
-    assert!(requests > 0 && transmits > 0, "the corpus reaches the exchange");
+    assert!(
+        requests > 0 && transmits > 0,
+        "the corpus reaches the exchange"
+    );
 }
 
 /// A few thousand pseudo-random scripts on stable Rust, for machines without cargo-fuzz.

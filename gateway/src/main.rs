@@ -127,7 +127,11 @@ fn run(config: &Config) -> anyhow::Result<()> {
     runtime.block_on(async {
         let gateway = Gateway::start(config).await?;
         for listener in gateway.listeners() {
-            let protocol = if listener.kind == "coap" { "CoAP" } else { "MQTT" };
+            let protocol = if listener.kind == "coap" {
+                "CoAP"
+            } else {
+                "MQTT"
+            };
             println!(
                 "tributary: listening for {protocol} on {} ({}:{})",
                 listener.addr, listener.kind, listener.name
