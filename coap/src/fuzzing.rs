@@ -33,7 +33,11 @@ pub fn run(start: Instant, data: &[u8]) -> Report {
         ..ExchangeConfig::default()
     };
     let max_dedup = config.max_dedup;
-    let mut exchange = Exchange::new("127.0.0.1:5683".parse().expect("address"), config, 1);
+    let mut exchange = Exchange::new(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 5683)),
+        config,
+        1,
+    );
     let mut report = Report::default();
     let mut now = start;
     let mut pending: Vec<RequestId> = Vec::new();
