@@ -940,12 +940,14 @@ impl Exchange {
         let token = response.get_token().to_vec();
         match kind {
             MessageType::Acknowledgement => {
-                let Some(index) = self
-                    .outgoing
-                    .iter()
-                    .position(|o| o.mid == mid && o.kind == Kind::Request)
-                else {
-                    // An ACK for nothing we sent: ignored (§4.2).
+                let waiting = &self.waiting;
+                let Some(index) = self.outgoing.iter().position(|o| {
+                    o.mid == mid
+                        && o.kind == Kind::Request
+                        && waiting.iter().any(|w| w.handle == o.handle && w.token == token)
+                }) else {
+                    // An ACK for nothing we sent, or with another request's token: ignored
+                    // (§4.2, §5.3.2).
                     return;
                 };
                 let out = self.outgoing.swap_remove(index);
