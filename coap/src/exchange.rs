@@ -944,7 +944,9 @@ impl Exchange {
                 let Some(index) = self.outgoing.iter().position(|o| {
                     o.mid == mid
                         && o.kind == Kind::Request
-                        && waiting.iter().any(|w| w.handle == o.handle && w.token == token)
+                        && waiting
+                            .iter()
+                            .any(|w| w.handle == o.handle && w.token == token)
                 }) else {
                     // An ACK for nothing we sent, or with another request's token: ignored
                     // (§4.2, §5.3.2).
