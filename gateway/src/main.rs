@@ -132,8 +132,13 @@ fn run(config: &Config) -> anyhow::Result<()> {
             tracing::warn!("a metrics recorder was installed already; facade metrics not exported");
         }
         for listener in gateway.listeners() {
+            let protocol = if listener.kind == "coap" {
+                "CoAP"
+            } else {
+                "MQTT"
+            };
             println!(
-                "tributary: listening for MQTT on {} ({}:{})",
+                "tributary: listening for {protocol} on {} ({}:{})",
                 listener.addr, listener.kind, listener.name
             );
         }
