@@ -32,6 +32,7 @@ mod auto_subscribe;
 mod env;
 mod error;
 mod force_shutdown;
+mod gateway;
 mod listeners;
 mod log;
 mod mqtt;
@@ -51,6 +52,10 @@ pub use auto_subscribe::{AutoSubscribeConfig, AutoSubscribeTopic};
 pub use env::ENV_PREFIX;
 pub use error::ConfigError;
 pub use force_shutdown::ForceShutdownConfig;
+pub use gateway::{
+    BlockwiseConfig, CoapGatewayConfig, CoapListeners, CoapNotifyType, CoapQos, DEFAULT_COAP_PORT,
+    GatewayConfig, UdpListener,
+};
 pub use listeners::{
     DEFAULT_MQTT_PORT, DEFAULT_QUIC_PORT, DEFAULT_SSL_PORT, DEFAULT_WS_PORT, DEFAULT_WSS_PORT,
     ListenerCommon, ListenersConfig, PeerCertAs, QuicListener, SslListener, SslOptions,
@@ -91,6 +96,8 @@ pub struct Config {
     pub force_shutdown: ForceShutdownConfig,
     /// `log`: logging.
     pub log: LogConfig,
+    /// `gateway`: the protocol gateways (CoAP).
+    pub gateway: GatewayConfig,
 }
 
 /// A loaded configuration and what the loader noticed but did not refuse.
@@ -114,6 +121,7 @@ impl Config {
         "sys_topics",
         "force_shutdown",
         "log",
+        "gateway",
     ];
 
     /// Loads the embedded defaults, then `file` if given, then the `TRIBUTARY_` variables of
@@ -166,6 +174,30 @@ impl Config {
                     overrides,
                 ));
             }
+        }
+        let coap = &self.gateway.coap;
+        for (name, listener) in &coap.listeners.udp {
+            if !listener.enable || listener.bind.port() == 0 {
+                continue;
+            }
+            if let Some((other_kind, other)) = bound.insert((true, listener.bind), ("udp", name)) {
+                return Err(ConfigError::invalid(
+                    &format!("gateway.coap.listeners.udp.{name}.bind"),
+                    tree,
+                    format!(
+                        "expected an address no other listener binds (listeners.{other_kind}.{other} does)"
+                    ),
+                    overrides,
+                ));
+            }
+        }
+        if !coap.blockwise.max_block_size.is_power_of_two() {
+            return Err(ConfigError::invalid(
+                "gateway.coap.blockwise.max_block_size",
+                tree,
+                "expected a power of two from 16 to 1024".to_owned(),
+                overrides,
+            ));
         }
         for (kind, name, tls) in self.listeners.tls_options() {
             let key = |field: &str| format!("listeners.{kind}.{name}.ssl_options.{field}");
@@ -315,6 +347,43 @@ mod tests {
         );
         assert_eq!(config.mqtt.idle_timeout, Duration::from_secs(15));
         assert_eq!(config.log.console.level, LogLevel::Warning);
+    }
+
+    #[test]
+    fn gateway_coap_has_emqx_defaults_and_named_errors() {
+        let coap = &Config::default().gateway.coap;
+        assert!(coap.enable);
+        assert!(!coap.connection_required);
+        assert_eq!(coap.heartbeat, Duration::from_secs(30));
+        assert_eq!(coap.notify_type, CoapNotifyType::Qos);
+        assert_eq!(coap.publish_qos, CoapQos::Coap);
+        let udp = &coap.listeners.udp["default"];
+        assert_eq!(udp.bind, "0.0.0.0:5683".parse().unwrap());
+        assert_eq!(udp.max_connections, Limit::Max(1024));
+        let loaded = Config::load(
+            None,
+            env(&[
+                ("TRIBUTARY_GATEWAY__COAP__MOUNTPOINT", "\"coap/\""),
+                ("TRIBUTARY_GATEWAY__COAP__NOTIFY_TYPE", "con"),
+                (
+                    "TRIBUTARY_GATEWAY__COAP__LISTENERS__UDP__DEFAULT__BIND",
+                    "5684",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(loaded.config.gateway.coap.mountpoint, "coap/");
+        assert_eq!(loaded.config.gateway.coap.notify_type, CoapNotifyType::Con);
+        let error = error_of("gateway.coap.notify_type = sometimes", &[]);
+        assert!(error.contains("gateway.coap.notify_type"), "{error}");
+        assert!(error.contains("non, con, qos"), "{error}");
+        let error = error_of("gateway.coap.blockwise.max_block_size = 100", &[]);
+        assert!(error.contains("power of two"), "{error}");
+        let error = error_of("gateway.coap.listeners.udp.default.bind = 14567", &[]);
+        assert!(
+            error.contains("gateway.coap.listeners.udp.default.bind"),
+            "{error}"
+        );
     }
 
     #[test]

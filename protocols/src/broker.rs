@@ -232,7 +232,9 @@ impl Broker {
         self.inner.next_generation.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub(crate) fn hooks(&self) -> &dyn Hooks {
+    /// The authentication and authorization hooks (a gateway checks a read of a retained
+    /// message against `authorize_subscribe`).
+    pub fn hooks(&self) -> &dyn Hooks {
         &*self.inner.hooks
     }
 
