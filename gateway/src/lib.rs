@@ -52,6 +52,16 @@ pub enum StartError {
         /// The OS error.
         source: io::Error,
     },
+    /// A gateway listener could not bind its address.
+    #[error("{key}: cannot bind {addr}: {source}")]
+    GatewayBind {
+        /// The dotted config key (`gateway.coap.listeners.udp.default.bind`).
+        key: String,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
     /// The data directory could not be created.
     #[error("node.data_dir = {path:?}: cannot create it: {source}")]
     DataDir {
@@ -117,7 +127,8 @@ pub struct Gateway {
 /// A listener that is accepting connections.
 #[derive(Debug, Clone)]
 pub struct BoundListener {
-    /// Listener type: `tcp`, `ssl`, `ws`, `wss` or `quic`.
+    /// Listener type: `tcp`, `ssl`, `ws`, `wss`, `quic`, or `coap` (a UDP listener of the CoAP
+    /// gateway, `gateway.coap.listeners.udp.<name>`).
     pub kind: &'static str,
     /// Listener name from the config (`default`).
     pub name: String,
@@ -127,18 +138,27 @@ pub struct BoundListener {
 
 impl Gateway {
     /// Creates the data directory, builds the broker and binds every enabled listener: `tcp`,
-    /// `ssl`, `ws`, `wss` and `quic`. TLS listeners without a configured certificate share a
-    /// self-signed one generated into `<data_dir>/certs/` at first start.
+    /// `ssl`, `ws`, `wss`, `quic`, and the CoAP gateway's UDP listeners (kind `coap`). TLS
+    /// listeners without a configured certificate share a self-signed one generated into
+    /// `<data_dir>/certs/` at first start. Everyone is allowed everything ([`AllowAll`]).
+    ///
+    /// [`AllowAll`]: tributary_protocols::AllowAll
     pub async fn start(config: &Config) -> Result<Self, StartError> {
+        Self::start_with_hooks(config, Arc::new(tributary_protocols::AllowAll)).await
+    }
+
+    /// [`Gateway::start`] with the authentication and authorization `hooks` every transport
+    /// and gateway goes through.
+    pub async fn start_with_hooks(
+        config: &Config,
+        hooks: Arc<dyn tributary_protocols::Hooks>,
+    ) -> Result<Self, StartError> {
         let data_dir = &config.node.data_dir;
         std::fs::create_dir_all(data_dir).map_err(|source| StartError::DataDir {
             path: data_dir.clone(),
             source,
         })?;
-        let broker = Broker::new(
-            broker_config(config),
-            std::sync::Arc::new(tributary_protocols::AllowAll),
-        );
+        let broker = Broker::new(broker_config(config), hooks);
         let stop_accepting = CancellationToken::new();
         let tasks = TaskTracker::new();
         let mut listeners = Vec::new();
@@ -147,6 +167,37 @@ impl Gateway {
         }
         for spec in quic_specs(config)? {
             listeners.push(quic::start(spec, &broker, &stop_accepting, &tasks)?);
+        }
+        if config.gateway.coap.enable {
+            for (name, l) in config
+                .gateway
+                .coap
+                .listeners
+                .udp
+                .iter()
+                .filter(|(_, l)| l.enable)
+            {
+                let socket = tokio::net::UdpSocket::bind(l.bind)
+                    .await
+                    .map_err(|source| StartError::GatewayBind {
+                        key: format!("gateway.coap.listeners.udp.{name}.bind"),
+                        addr: l.bind,
+                        source,
+                    })?;
+                let addr = socket.local_addr().unwrap_or(l.bind);
+                let settings = runtime::coap_config(config, name, limit(l.max_connections));
+                tasks.spawn(tributary_coap::serve(
+                    socket,
+                    broker.clone(),
+                    settings,
+                    stop_accepting.clone(),
+                ));
+                listeners.push(BoundListener {
+                    kind: "coap",
+                    name: name.clone(),
+                    addr,
+                });
+            }
         }
         for bound in &listeners {
             tracing::info!(listener = %format_args!("{}:{}", bound.kind, bound.name), addr = %bound.addr, "listener started");
@@ -180,8 +231,13 @@ impl Gateway {
         self.addr_of("tcp", name)
     }
 
-    /// The bound address of the listener `kind` (`tcp`, `ssl`, `ws`, `wss`, `quic`) named
-    /// `name`, if it is running.
+    /// The bound address of the CoAP gateway's UDP listener `name`.
+    pub fn coap_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.addr_of("coap", name)
+    }
+
+    /// The bound address of the listener `kind` (`tcp`, `ssl`, `ws`, `wss`, `quic`, `coap`)
+    /// named `name`, if it is running.
     pub fn addr_of(&self, kind: &str, name: &str) -> Option<SocketAddr> {
         self.listeners
             .iter()

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use tributary_config::Config;
+use tributary_coap::{CoapConfig, ExchangeConfig, NotifyType, QosMapping};
+use tributary_config::{CoapNotifyType, CoapQos, Config};
 use tributary_mqtt_core::{
     QoS, ShareStrategy,
     packet::{RetainHandling, SubscriptionOptions},
@@ -78,6 +79,51 @@ pub fn broker_config(config: &Config) -> BrokerConfig {
     }
 }
 
+/// The CoAP gateway's runtime settings for its UDP listener `name`.
+pub(crate) fn coap_config(config: &Config, name: &str, max_connections: u64) -> CoapConfig {
+    let coap = &config.gateway.coap;
+    let qos = |q: CoapQos| match q {
+        CoapQos::Coap => QosMapping::Coap,
+        CoapQos::Qos0 => QosMapping::Fixed(QoS::AtMostOnce),
+        CoapQos::Qos1 => QosMapping::Fixed(QoS::AtLeastOnce),
+        CoapQos::Qos2 => QosMapping::Fixed(QoS::ExactlyOnce),
+    };
+    // A Block1 body becomes one MQTT message: never larger than the broker accepts.
+    let max_body = coap
+        .blockwise
+        .max_body_size
+        .bytes()
+        .min(config.mqtt.max_packet_size.bytes());
+    // 16..=1024, a power of two (checked by the config crate): exponent 0..=6.
+    let block_szx = u8::try_from(coap.blockwise.max_block_size.max(16).trailing_zeros())
+        .unwrap_or(10)
+        .saturating_sub(4)
+        .min(6);
+    CoapConfig {
+        mountpoint: coap.mountpoint.clone(),
+        connection_required: coap.connection_required,
+        heartbeat: coap.heartbeat,
+        idle_timeout: coap.idle_timeout,
+        notify_type: match coap.notify_type {
+            CoapNotifyType::Non => NotifyType::Non,
+            CoapNotifyType::Con => NotifyType::Con,
+            CoapNotifyType::Qos => NotifyType::Qos,
+        },
+        subscribe_qos: qos(coap.subscribe_qos),
+        publish_qos: qos(coap.publish_qos),
+        max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+        max_observations: usize::from(coap.max_observations),
+        listener: Arc::from(format!("udp:{name}")),
+        exchange: ExchangeConfig {
+            max_body_size: usize::try_from(max_body).unwrap_or(usize::MAX),
+            block_szx,
+            unverified_szx: block_szx.min(2),
+            ..ExchangeConfig::default()
+        },
+        ..CoapConfig::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +138,19 @@ mod tests {
             config.shared_subscription_strategy,
             ShareStrategy::RoundRobin
         );
+    }
+
+    #[test]
+    fn coap_defaults() {
+        let coap = coap_config(&Config::default(), "default", 1024);
+        assert_eq!(coap.exchange.block_szx, 6);
+        assert_eq!(
+            coap.exchange.max_body_size,
+            1024 * 1024,
+            "bounded by max_packet_size"
+        );
+        assert_eq!(coap.notify_type, NotifyType::Qos);
+        assert_eq!(coap.publish_qos, QosMapping::Coap);
+        assert_eq!(&*coap.listener, "udp:default");
     }
 }

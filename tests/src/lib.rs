@@ -54,6 +54,11 @@ impl TestGateway {
             .unwrap_or_else(|| panic!("no {kind}:{name} listener"))
     }
 
+    /// The bound address of the CoAP gateway's default UDP listener.
+    pub fn coap_addr(&self) -> SocketAddr {
+        self.addr_of("coap", "default")
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
@@ -100,6 +105,13 @@ pub fn test_config() -> Config {
     listeners.wss.values_mut().for_each(|l| l.bind = loopback);
     listeners.quic.values_mut().for_each(|l| l.bind = loopback);
     config
+        .gateway
+        .coap
+        .listeners
+        .udp
+        .values_mut()
+        .for_each(|l| l.bind = loopback);
+    config
 }
 
 /// Starts a gateway with the test config.
@@ -109,10 +121,19 @@ pub async fn start_gateway() -> TestGateway {
 
 /// Starts a gateway with the test config as changed by `configure`.
 pub async fn start_gateway_with(configure: impl FnOnce(&mut Config)) -> TestGateway {
+    start_gateway_with_hooks(configure, Arc::new(tributary_protocols::AllowAll)).await
+}
+
+/// Starts a gateway with the test config as changed by `configure`, and `hooks` for
+/// authentication and authorization.
+pub async fn start_gateway_with_hooks(
+    configure: impl FnOnce(&mut Config),
+    hooks: Arc<dyn tributary_protocols::Hooks>,
+) -> TestGateway {
     let mut config = test_config();
     configure(&mut config);
     let data_dir = config.node.data_dir.clone();
-    let gateway = match Gateway::start(&config).await {
+    let gateway = match Gateway::start_with_hooks(&config, hooks).await {
         Ok(gateway) => gateway,
         Err(error) => panic!("gateway failed to start: {error}"),
     };

@@ -13,6 +13,7 @@ use std::{collections::VecDeque, fmt::Debug, time::Duration};
 use tokio::{sync::mpsc, task::JoinHandle};
 use tributary_tests::TestGateway;
 
+pub mod coap;
 pub mod raw;
 
 /// How long any single wait may take before the test fails.
