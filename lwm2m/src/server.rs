@@ -16,9 +16,9 @@
 //!   number of peer tasks by that plus [`UNREGISTERED_SLACK`] (datagrams from more are
 //!   dropped), so memory stays bounded;
 //! - each [`RequestHandle`] is mapped to the [`OutHandle`] of the CON request sent for it; the
-//!   first response answers the command, later ones (Observe) are notifications, and a
-//!   notification no observation wants makes the exchange forget the token (the next one gets
-//!   a RST);
+//!   first response answers the command, later ones (Observe) are notifications; a successful
+//!   cancel-observe, or a notification no observation wants, makes the exchange forget the
+//!   observation's token (the device's next notification gets a RST);
 //! - a registration ends on De-register, lifetime expiry, takeover (the same client id
 //!   registered from another address: the broker kicks this one) or shutdown.
 
@@ -207,11 +207,14 @@ fn seed_of(socket: &UdpSocket) -> u64 {
 }
 
 /// A request we sent to the device for the session.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Sent {
     handle: RequestHandle,
     /// The first response came: later ones are notifications.
     answered: bool,
+    /// The request's Observe option and path: an observe (0) keeps its token in the exchange
+    /// until a cancel-observe (1) of the same path succeeds.
+    observe: Option<(u32, Vec<String>)>,
 }
 
 /// One peer's state, owned by its task.
@@ -444,11 +447,33 @@ impl Peer {
         if !sent.answered {
             sent.answered = true;
             let handle = sent.handle;
+            let cancelled = match &sent.observe {
+                Some((1, path)) if response.code.is_success() => Some(path.clone()),
+                _ => None,
+            };
             // Only a response that starts an observation has followers.
             if response.observe.is_none() || !response.code.is_success() {
                 self.handles.remove(&out);
             }
             session.handle_response(now, handle, response);
+            if let Some(path) = cancelled {
+                // The observation is over: forget its token now, so the exchange's slot is
+                // free and a late notification gets a RST (RFC 7641 §3.6).
+                let observing: Vec<OutHandle> = self
+                    .handles
+                    .iter()
+                    .filter(|(_, s)| {
+                        s.observe
+                            .as_ref()
+                            .is_some_and(|(o, p)| *o == 0 && *p == path)
+                    })
+                    .map(|(h, _)| *h)
+                    .collect();
+                for h in observing {
+                    self.handles.remove(&h);
+                    self.exchange.cancel(h);
+                }
+            }
         } else if !session.handle_notification(now, sent.handle, response) {
             // Cancelled: forget the token, so the device's next notification gets a RST.
             self.handles.remove(&out);
@@ -597,11 +622,13 @@ impl Peer {
                 Output::Send { handle, request } => {
                     match self.exchange.send_request(now, to_packet(&request), true) {
                         Ok(out) => {
+                            let observe = request.observe.map(|o| (o, request.path.clone()));
                             self.handles.insert(
                                 out,
                                 Sent {
                                     handle,
                                     answered: false,
+                                    observe,
                                 },
                             );
                         }

@@ -324,12 +324,11 @@ async fn observe_notify_and_cancel() {
         doc,
         r#"{"reqID":21,"msgType":"cancel-observe","data":{"reqPath":"/3303/0/5700","code":"2.05","codeMsg":"content","content":[{"path":"/3303/0/5700","value":22.25}]}}"#
     );
-    // A late notification of the cancelled observation is not published, and the one after
-    // it is rejected with a RST (the gateway forgot the token).
-    device.notify_raw(token.clone(), 3, "23").await;
-    mqtt.assert_no_publish().await;
-    let answer = device.notify_raw(token, 4, "24").await;
+    // A late notification of the cancelled observation is rejected with a RST (the gateway
+    // forgot the token) and not published.
+    let answer = device.notify_raw(token, 3, "23").await;
     assert_eq!(answer.header.get_type(), MessageType::Reset);
+    mqtt.assert_no_publish().await;
     gateway.shutdown().await;
 }
 
@@ -535,5 +534,71 @@ async fn same_endpoint_from_another_address_takes_over() {
     )
     .await;
     assert!(doc.contains(r#""value":"Sim-1""#), "{doc}");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn reset_request_publishes_coap_reset() {
+    let gateway = start_gateway().await;
+    let (mut device, mut mqtt) = registered(&gateway, "dev-rst").await;
+    command(
+        &mut mqtt,
+        "dev-rst",
+        r#"{"reqID":30,"msgType":"read","data":{"path":"/3/0/0"}}"#,
+    )
+    .await;
+    device.reset_one().await;
+    let (_, doc) = next(&mut mqtt).await;
+    assert_eq!(
+        doc,
+        r#"{"reqID":30,"msgType":"coap_reset","data":{"path":"/3/0/0"}}"#
+    );
+    // The next command goes out: the CON slot was freed.
+    let (_, doc) = roundtrip(
+        &mut device,
+        &mut mqtt,
+        r#"{"reqID":31,"msgType":"read","data":{"path":"/3/0/1"}}"#,
+    )
+    .await;
+    assert!(doc.contains(r#""code":"2.05""#), "{doc}");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn queue_mode_holds_commands_until_the_next_update() {
+    let gateway = start_gateway_with(|c| {
+        c.gateway.lwm2m.qmode_time_window = Duration::from_millis(200);
+    })
+    .await;
+    let mut mqtt = integrator(&gateway, "dev-q").await;
+    let mut device = Device::new(gateway.lwm2m_addr(), "dev-q").await;
+    let answer = device
+        .register_with(
+            &["ep=dev-q", "lt=300", "lwm2m=1.1", "b=UQ"],
+            common::lwm2m::OBJECTS,
+        )
+        .await;
+    assert_eq!(code(&answer), response(ResponseType::Created));
+    let (_, event) = next(&mut mqtt).await;
+    assert!(event.contains(r#""b":"UQ""#), "{event}");
+    // The device went to sleep: the command waits.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    command(
+        &mut mqtt,
+        "dev-q",
+        r#"{"reqID":40,"msgType":"read","data":{"path":"/3/0/0"}}"#,
+    )
+    .await;
+    assert!(device.coap.recv_within(QUIET).await.is_none());
+    // It wakes up with an Update: the command follows its answer.
+    let answer = device.update(&[], None).await;
+    assert_eq!(code(&answer), response(ResponseType::Changed));
+    let req = device.serve_one().await;
+    assert_eq!(uri_path(&req), "/3/0/0");
+    let (_, doc) = next(&mut mqtt).await;
+    assert!(
+        doc.starts_with(r#"{"reqID":40,"msgType":"read","data":{"reqPath":"/3/0/0","code":"2.05""#),
+        "{doc}"
+    );
     gateway.shutdown().await;
 }

@@ -185,6 +185,18 @@ impl Device {
         req
     }
 
+    /// Waits for the gateway's next request and rejects it with a RST; returns the request.
+    pub async fn reset_one(&mut self) -> Packet {
+        let req = loop {
+            let packet = self.coap.recv().await;
+            if matches!(packet.header.code, MessageClass::Request(_)) {
+                break packet;
+            }
+        };
+        self.coap.reset(&req).await;
+        req
+    }
+
     async fn send_reply(&self, req: &Packet, mut reply: Packet) {
         reply.header.set_type(MessageType::Acknowledgement);
         reply.header.message_id = req.header.message_id;
