@@ -127,8 +127,14 @@ fn run(config: &Config) -> anyhow::Result<()> {
     runtime.block_on(async {
         let gateway = Gateway::start(config).await?;
         for listener in gateway.listeners() {
+            // The gateways' devices speak their own protocol on these ports.
+            let protocol = match listener.kind {
+                "coap" => "CoAP",
+                "lwm2m" => "LwM2M",
+                _ => "MQTT",
+            };
             println!(
-                "tributary: listening for MQTT on {} ({}:{})",
+                "tributary: listening for {protocol} on {} ({}:{})",
                 listener.addr, listener.kind, listener.name
             );
         }
