@@ -19,7 +19,9 @@ use common::{
 use rumqttc::QoS as RQoS;
 use serde_json::{Value, json};
 use tributary_config::Limit;
-use tributary_tests::{TestGateway, start_gateway, start_gateway_with};
+use tributary_mqtt_core::ReasonCode;
+use tributary_protocols::{AuthRequest, BoxFuture, Hooks};
+use tributary_tests::{TestGateway, start_gateway, start_gateway_with, start_gateway_with_hooks};
 
 /// An MQTT client subscribed to everything the gateway publishes for `ep`.
 async fn integrator(gateway: &TestGateway, ep: &str) -> V4 {
@@ -600,5 +602,90 @@ async fn queue_mode_holds_commands_until_the_next_update() {
         doc.starts_with(r#"{"reqID":40,"msgType":"read","data":{"reqPath":"/3/0/0","code":"2.05""#),
         "{doc}"
     );
+    gateway.shutdown().await;
+}
+
+/// Accepts only the password `good`, and records who asked.
+struct PasswordGood(std::sync::Mutex<Vec<(String, Option<String>)>>);
+
+impl Hooks for PasswordGood {
+    fn authenticate<'a>(
+        &'a self,
+        request: &'a AuthRequest,
+    ) -> BoxFuture<'a, Result<(), ReasonCode>> {
+        let good = request.password.as_deref() == Some(b"good".as_slice());
+        self.0.lock().unwrap().push((
+            request.client_id.to_string(),
+            request.username.as_deref().map(str::to_owned),
+        ));
+        Box::pin(async move {
+            if good {
+                Ok(())
+            } else {
+                Err(ReasonCode::NOT_AUTHORIZED)
+            }
+        })
+    }
+
+    fn authorize_publish(&self, _client_id: &str, _username: Option<&str>, _topic: &str) -> bool {
+        true
+    }
+
+    fn authorize_subscribe(
+        &self,
+        _client_id: &str,
+        _username: Option<&str>,
+        _filter: &str,
+    ) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn register_authenticates_with_device_id_imei_and_password() {
+    let hooks = std::sync::Arc::new(PasswordGood(std::sync::Mutex::new(Vec::new())));
+    let gateway = start_gateway_with_hooks(|_| {}, hooks.clone()).await;
+    let mut options = v4_options(&gateway, "app");
+    options.set_credentials("app", "good");
+    let mut mqtt = V4::connect(options).await;
+    mqtt.subscribe("lwm2m/dev-auth/up/#", RQoS::AtMostOnce)
+        .await;
+    let mut device = Device::new(gateway.lwm2m_addr(), "dev-auth").await;
+    let objects = common::lwm2m::OBJECTS;
+    let answer = device
+        .register_with(
+            &["ep=dev-auth", "lt=60", "lwm2m=1.0", "password=bad"],
+            objects,
+        )
+        .await;
+    assert_eq!(code(&answer), response(ResponseType::BadRequest));
+    assert_eq!(answer.payload, b"Login Failed: not_authorized");
+    mqtt.assert_no_publish().await;
+
+    let answer = device
+        .register_with(
+            &[
+                "ep=dev-auth",
+                "lt=60",
+                "lwm2m=1.0",
+                "device_id=d-7",
+                "imei=4711",
+                "password=good",
+            ],
+            objects,
+        )
+        .await;
+    assert_eq!(code(&answer), response(ResponseType::Created));
+    assert_eq!(
+        hooks.0.lock().unwrap().last().cloned(),
+        Some(("d-7".to_owned(), Some("4711".to_owned())))
+    );
+    // The password is never published.
+    let (_, event) = next(&mut mqtt).await;
+    assert!(
+        !event.contains("password") && !event.contains("good"),
+        "{event}"
+    );
+    assert!(event.contains(r#""device_id":"d-7""#), "{event}");
     gateway.shutdown().await;
 }
