@@ -689,3 +689,23 @@ async fn register_authenticates_with_device_id_imei_and_password() {
     assert!(event.contains(r#""device_id":"d-7""#), "{event}");
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn auto_observe_observes_the_registered_objects() {
+    let gateway = start_gateway_with(|c| c.gateway.lwm2m.auto_observe = true).await;
+    let (mut device, mut mqtt) = registered(&gateway, "dev-auto").await;
+    // Object 1 (Server) is never auto-observed; 3 and 3303 are, one CON at a time.
+    for path in ["/3/0", "/3303/0"] {
+        let req = device.serve_one().await;
+        assert_eq!(uri_path(&req), path);
+        assert_eq!(option_uint(&req, CoapOption::Observe), Some(0));
+        let (_, doc) = next(&mut mqtt).await;
+        let doc: Value = serde_json::from_str(&doc).unwrap();
+        assert_eq!(doc["msgType"], "observe", "{doc}");
+        assert_eq!(doc["is_auto_observe"], true, "{doc}");
+        assert_eq!(doc["data"]["reqPath"], path, "{doc}");
+        assert_eq!(doc["data"]["code"], "2.05", "{doc}");
+    }
+    assert!(device.coap.recv_within(QUIET).await.is_none());
+    gateway.shutdown().await;
+}
