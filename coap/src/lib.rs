@@ -16,6 +16,8 @@
 
 pub mod block;
 pub mod exchange;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod login;
 pub mod mapping;
 pub mod observe;

@@ -120,7 +120,7 @@ impl Default for CoapConfig {
 /// The largest UDP datagram we read.
 const MAX_DATAGRAM: usize = 65_535;
 /// Datagrams queued for one peer task; more are dropped (the peer retransmits CON).
-const PEER_QUEUE: usize = 32;
+const PEER_QUEUE: usize = 16;
 /// Deliveries taken from the mailbox per batch.
 const DELIVERY_BATCH: usize = 64;
 

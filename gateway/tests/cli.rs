@@ -69,13 +69,12 @@ fn tributary(scratch: &Scratch) -> Command {
         .env("TRIBUTARY_LISTENERS__WS__DEFAULT__BIND", "127.0.0.1:0")
         .env("TRIBUTARY_LISTENERS__WSS__DEFAULT__BIND", "127.0.0.1:0")
         .env("TRIBUTARY_LISTENERS__QUIC__DEFAULT__BIND", "127.0.0.1:0")
-        // The gateways' UDP ports too: tests run in parallel, each with its own binary.
         .env(
-            "TRIBUTARY_GATEWAY__COAP__LISTENERS__UDP__DEFAULT__BIND",
+            "TRIBUTARY_GATEWAY__LWM2M__LISTENERS__UDP__DEFAULT__BIND",
             "127.0.0.1:0",
         )
         .env(
-            "TRIBUTARY_GATEWAY__LWM2M__LISTENERS__UDP__DEFAULT__BIND",
+            "TRIBUTARY_GATEWAY__COAP__LISTENERS__UDP__DEFAULT__BIND",
             "127.0.0.1:0",
         )
         .env(

@@ -454,3 +454,126 @@ async fn duplicate_con_publish_is_routed_once() {
     assert_eq!(&mqtt.next_publish().await.payload[..], b"once");
     mqtt.assert_no_publish().await;
 }
+
+#[tokio::test]
+async fn an_mqtt_client_with_the_same_client_id_takes_over() {
+    let gateway = start_gateway().await;
+    let broker = gateway.gateway().broker().clone();
+    let mut coap = Coap::new(gateway.coap_addr()).await;
+    let answer = coap
+        .con(request(Post, "mqtt/connection", &["clientid=shared"]))
+        .await;
+    assert_eq!(code(&answer), response(ResponseType::Created));
+    assert_eq!(broker.client("shared").unwrap().protocol, "coap");
+    let mqtt = V4::connect(v4_options(&gateway, "shared")).await;
+    until("the MQTT client holds the session", || {
+        broker
+            .client("shared")
+            .is_some_and(|c| c.protocol == "mqtt")
+    })
+    .await;
+    assert_eq!(
+        broker
+            .clients()
+            .iter()
+            .filter(|c| c.protocol == "coap")
+            .count(),
+        0
+    );
+    mqtt.disconnect().await;
+}
+
+/// EMQX defect 2: `expiry` is honoured (a retained message with expiry 1 s is gone after it).
+#[tokio::test]
+async fn expiry_query_sets_the_message_expiry() {
+    let gateway = start_gateway().await;
+    let mut coap = Coap::new(gateway.coap_addr()).await;
+    coap.con(with_payload(
+        request(Post, "ps/exp/short", &["retain=true", "expiry=1"]),
+        b"soon",
+    ))
+    .await;
+    coap.con(with_payload(
+        request(Post, "ps/exp/long", &["retain=true", "expiry=60"]),
+        b"later",
+    ))
+    .await;
+    let broker = gateway.gateway().broker().clone();
+    let short = broker.retained_message("exp/short").expect("retained");
+    assert!(short.expires_at.is_some());
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let mut late = V4::connect(v4_options(&gateway, "late")).await;
+    late.subscribe("exp/#", RQoS::AtLeastOnce).await;
+    let publish = late.next_publish().await;
+    assert_eq!(
+        publish.topic, "exp/long",
+        "the expired one is not delivered"
+    );
+    late.assert_no_publish().await;
+}
+
+/// EMQX defect 1: `notify_type` is applied: `con` sends QoS 0 messages CON, `non` sends QoS 1
+/// messages NON (once the peer has acknowledged one: the amplification guard).
+#[tokio::test]
+async fn notify_type_con_and_non() {
+    for (notify, qos, expected) in [
+        (
+            tributary_config::CoapNotifyType::Con,
+            RQoS::AtMostOnce,
+            MessageType::Confirmable,
+        ),
+        (
+            tributary_config::CoapNotifyType::Non,
+            RQoS::AtLeastOnce,
+            MessageType::NonConfirmable,
+        ),
+    ] {
+        let gateway = start_gateway_with(|c| c.gateway.coap.notify_type = notify).await;
+        let mut coap = Coap::new(gateway.coap_addr()).await;
+        let mut observe_req = request(Get, "ps/n", &[]);
+        observe_req.add_option(CoapOption::Observe, vec![]);
+        coap.con(observe_req).await;
+        let mut mqtt = V4::connect(v4_options(&gateway, "pub")).await;
+        mqtt.publish("n", qos, false, b"1").await;
+        let first = coap.notification().await;
+        assert_eq!(
+            first.header.get_type(),
+            MessageType::Confirmable,
+            "unverified: CON"
+        );
+        mqtt.publish("n", qos, false, b"2").await;
+        let second = coap.notification().await;
+        assert_eq!(second.header.get_type(), expected, "{notify:?}");
+        assert_eq!(observe(&second), Some(2));
+    }
+}
+
+#[tokio::test]
+async fn max_connections_bounds_the_peers() {
+    let gateway = start_gateway_with(|c| {
+        c.gateway
+            .coap
+            .listeners
+            .udp
+            .get_mut("default")
+            .unwrap()
+            .max_connections = tributary_config::Limit::Max(1);
+    })
+    .await;
+    let mut first = Coap::new(gateway.coap_addr()).await;
+    assert_eq!(
+        code(&first.con(request(Post, "ps/a", &[])).await),
+        response(ResponseType::Changed)
+    );
+    let mut second = Coap::new(gateway.coap_addr()).await;
+    let mut publish = request(Post, "ps/a", &[]);
+    second.send(&mut publish, MessageType::Confirmable).await;
+    assert!(
+        second.recv_within(QUIET).await.is_none(),
+        "a second peer is not served"
+    );
+    assert_eq!(
+        code(&first.con(request(Post, "ps/a", &[])).await),
+        response(ResponseType::Changed)
+    );
+}
