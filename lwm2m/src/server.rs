@@ -704,3 +704,67 @@ fn unknown_location() -> DeviceReply {
         payload: String::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_request_becomes_a_coap_request_with_every_option() {
+        let request = DeviceRequest {
+            method: Method::Put,
+            path: vec!["3".to_owned(), "0".to_owned(), "9".to_owned()],
+            queries: vec!["pmin=1".to_owned(), "pmax=5".to_owned()],
+            observe: Some(0),
+            accept: Some(ContentFormat::LINK_FORMAT),
+            content_format: Some(ContentFormat::TLV),
+            payload: Bytes::from_static(b"\xC1\x09\x57"),
+        };
+        let packet = to_packet(&request);
+        assert_eq!(packet.header.code, MessageClass::Request(RequestType::Put));
+        assert_eq!(
+            option_strings(&packet, CoapOption::UriPath),
+            ["3", "0", "9"]
+        );
+        assert_eq!(
+            option_strings(&packet, CoapOption::UriQuery),
+            ["pmin=1", "pmax=5"]
+        );
+        let first = |o| packet.get_first_option(o).and_then(|v| read_uint(v));
+        assert_eq!(first(CoapOption::Observe), Some(0));
+        assert_eq!(first(CoapOption::Accept), Some(40));
+        assert_eq!(first(CoapOption::ContentFormat), Some(11542));
+        assert_eq!(packet.payload, b"\xC1\x09\x57");
+    }
+
+    #[test]
+    fn coap_response_becomes_a_device_response() {
+        let mut packet = Packet::new();
+        packet.header.code = MessageClass::from(0x45);
+        packet.add_option(CoapOption::Observe, uint(7));
+        packet.add_option(CoapOption::ContentFormat, uint(0));
+        packet.payload = b"21.5".to_vec();
+        let response = to_response(packet);
+        assert_eq!(response.code, ResponseCode::CONTENT);
+        assert_eq!(response.observe, Some(7));
+        assert_eq!(response.content_format, Some(ContentFormat(0)));
+        assert_eq!(&response.payload[..], b"21.5");
+
+        // A Content-Format beyond 16 bits is no format at all, not a panic.
+        let mut packet = Packet::new();
+        packet.header.code = MessageClass::from(0x84);
+        packet.add_option(CoapOption::ContentFormat, uint(0x1_0000));
+        let response = to_response(packet);
+        assert_eq!(response.code, ResponseCode::NOT_FOUND);
+        assert_eq!(response.content_format, None);
+        assert_eq!(response.observe, None);
+    }
+
+    #[test]
+    fn reply_codes_and_close_reasons() {
+        assert_eq!(close_reason(CloseReason::Deregistered), "normal");
+        assert_eq!(close_reason(CloseReason::LifetimeExpired), "timeout");
+        assert_eq!(login_failure(ReasonCode::NOT_AUTHORIZED), "not_authorized");
+        assert_eq!(unknown_location().code, ResponseCode::NOT_FOUND);
+    }
+}
