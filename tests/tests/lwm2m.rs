@@ -464,6 +464,17 @@ async fn register_with_bad_queries_gets_4_00() {
         .register_with(&["ep=dev-bad", "lt=60", "lwm2m=1.0"], "</3/0,<<>>;;")
         .await;
     assert_eq!(code(&answer), response(ResponseType::BadRequest));
+    // Too many links (RELIABILITY.md item 38), and a payload beyond the limit.
+    let many: Vec<String> = (0..600).map(|i| format!("</{}/0>", 10_000 + i)).collect();
+    let answer = device
+        .register_with(&["ep=dev-bad", "lt=60", "lwm2m=1.0"], &many.join(","))
+        .await;
+    assert_eq!(code(&answer), response(ResponseType::BadRequest));
+    let huge = format!("</3/0>,<{}>", "9".repeat(20 * 1024));
+    let answer = device
+        .register_with(&["ep=dev-bad", "lt=60", "lwm2m=1.0"], &huge)
+        .await;
+    assert_eq!(code(&answer), response(ResponseType::RequestEntityTooLarge));
     // Anything but the registration interface.
     let answer = device
         .coap
