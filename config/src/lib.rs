@@ -444,12 +444,18 @@ mod tests {
         .unwrap();
         let lwm2m = &loaded.config.gateway.lwm2m;
         assert_eq!(lwm2m.mountpoint, "lwm2m/");
-        assert_eq!(lwm2m.update_msg_publish_condition, Lwm2mUpdateCondition::Always);
+        assert_eq!(
+            lwm2m.update_msg_publish_condition,
+            Lwm2mUpdateCondition::Always
+        );
         let error = error_of(
             "gateway.lwm2m.translators.notify { topic = \"n\", qos = 3 }",
             &[],
         );
-        assert!(error.contains("gateway.lwm2m.translators.notify.qos"), "{error}");
+        assert!(
+            error.contains("gateway.lwm2m.translators.notify.qos"),
+            "{error}"
+        );
         let error = error_of("gateway.lwm2m.update_msg_publish_condition = never", &[]);
         assert!(error.contains("always, contains_object_list"), "{error}");
         let error = error_of("gateway.lwm2m.lifetime_min = 2d", &[]);
