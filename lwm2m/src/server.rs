@@ -451,9 +451,12 @@ impl Peer {
                 Some((1, path)) if response.code.is_success() => Some(path.clone()),
                 _ => None,
             };
-            // Only a response that starts an observation has followers.
+            // Only a response that starts an observation has followers. Otherwise the exchange
+            // forgets the token too: an observe the device did not accept must not hold one
+            // of the peer's outstanding slots.
             if response.observe.is_none() || !response.code.is_success() {
                 self.handles.remove(&out);
+                self.exchange.cancel(out);
             }
             session.handle_response(now, handle, response);
             if let Some(path) = cancelled {

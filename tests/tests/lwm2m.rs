@@ -314,6 +314,18 @@ async fn observe_notify_and_cancel() {
         r#"{"reqID":20,"msgType":"notify","seqNum":2,"data":{"reqPath":"/3303/0/5700","code":"2.05","codeMsg":"content","content":[{"path":"/3303/0/5700","value":22.25}]}}"#
     );
 
+    // An observe the device refuses is answered once and holds nothing.
+    let (_, doc) = roundtrip(
+        &mut device,
+        &mut mqtt,
+        r#"{"reqID":22,"msgType":"observe","data":{"path":"/3/0/99"}}"#,
+    )
+    .await;
+    assert_eq!(
+        doc,
+        r#"{"reqID":22,"msgType":"observe","data":{"reqPath":"/3/0/99","code":"4.04","codeMsg":"not_found"}}"#
+    );
+
     let token = device.observation_token("/3303/0/5700").unwrap();
     let (req, doc) = roundtrip(
         &mut device,
