@@ -219,6 +219,11 @@ struct Waiting {
     observe: bool,
     /// When to give up waiting; `None` while the CON request itself is in flight.
     expires: Option<Instant>,
+    /// The request, kept (except for observations) to ask for the next Block2 block.
+    request: Option<Packet>,
+    confirmable: bool,
+    /// The Block2 body received so far.
+    body: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -459,7 +464,9 @@ impl Exchange {
 
     /// Sends a request of ours to the peer (the LwM2M server's device management). The caller
     /// sets the code, options and payload; an empty token is replaced by a random one. A
-    /// request with Observe 0 keeps matching notifications until [`Exchange::cancel`].
+    /// request with Observe 0 keeps matching notifications until [`Exchange::cancel`]. A
+    /// response in Block2 blocks is fetched block by block and reported once, whole (up to
+    /// `max_body_size`).
     pub fn send_request(
         &mut self,
         now: Instant,
@@ -477,23 +484,21 @@ impl Exchange {
             .is_some_and(|v| v.is_empty() || v == &[0]);
         let handle = self.handle();
         let token = request.get_token().to_vec();
+        let kept = (!observe).then(|| request.clone());
         if confirmable {
             self.send_con(now, request, handle, Kind::Request)?;
-            self.waiting.push(Waiting {
-                handle,
-                token,
-                observe,
-                expires: None,
-            });
         } else {
             self.send_non(now, request, handle)?;
-            self.waiting.push(Waiting {
-                handle,
-                token,
-                observe,
-                expires: (!observe).then(|| now + self.config.non_lifetime),
-            });
         }
+        self.waiting.push(Waiting {
+            handle,
+            token,
+            observe,
+            expires: (!confirmable && !observe).then(|| now + self.config.non_lifetime),
+            request: kept,
+            confirmable,
+            body: Vec::new(),
+        });
         Ok(handle)
     }
 
@@ -935,17 +940,21 @@ impl Exchange {
         let token = response.get_token().to_vec();
         match kind {
             MessageType::Acknowledgement => {
-                let Some(index) = self
-                    .outgoing
-                    .iter()
-                    .position(|o| o.mid == mid && o.kind == Kind::Request)
-                else {
-                    // An ACK for nothing we sent: ignored (§4.2).
+                let waiting = &self.waiting;
+                let Some(index) = self.outgoing.iter().position(|o| {
+                    o.mid == mid
+                        && o.kind == Kind::Request
+                        && waiting
+                            .iter()
+                            .any(|w| w.handle == o.handle && w.token == token)
+                }) else {
+                    // An ACK for nothing we sent, or with another request's token: ignored
+                    // (§4.2, §5.3.2).
                     return;
                 };
                 let out = self.outgoing.swap_remove(index);
                 self.verified = true;
-                self.deliver_response(out.handle, response);
+                self.deliver_response(now, out.handle, response);
             }
             MessageType::Reset => {}
             MessageType::Confirmable | MessageType::NonConfirmable => {
@@ -972,20 +981,59 @@ impl Exchange {
                     self.verified = true;
                     // A separate response may overtake the empty ACK of our request.
                     self.outgoing.retain(|o| o.handle != handle);
-                    self.deliver_response(handle, response);
+                    self.deliver_response(now, handle, response);
                 }
             }
         }
     }
 
-    fn deliver_response(&mut self, handle: OutHandle, response: Packet) {
+    fn deliver_response(&mut self, now: Instant, handle: OutHandle, mut response: Packet) {
         let notification = response.get_first_option(CoapOption::Observe).is_some();
         let error = matches!(response.header.code, MessageClass::Response(r) if r.is_error());
-        if let Some(index) = self.waiting.iter().position(|w| w.handle == handle) {
-            let w = &self.waiting[index];
-            if !(w.observe && notification && !error) {
-                self.waiting.swap_remove(index);
+        let Some(index) = self.waiting.iter().position(|w| w.handle == handle) else {
+            self.events.push_back(Event::Response { handle, response });
+            return;
+        };
+        if !notification
+            && !error
+            && let Some(Some(block)) = BlockValue::of(&response, CoapOption::Block2)
+        {
+            let max = self.config.max_body_size;
+            let w = &mut self.waiting[index];
+            let fits = w.body.len() == block.offset()
+                && w.body.len().saturating_add(response.payload.len()) <= max;
+            if fits {
+                w.body.extend_from_slice(&response.payload);
+                if block.more
+                    && let Some(mut next) = w.request.clone()
+                {
+                    // RFC 7959 §2.4: ask for the next block with the same request.
+                    let confirmable = w.confirmable;
+                    next.clear_option(CoapOption::Block2);
+                    let next_block = BlockValue {
+                        num: block.num + 1,
+                        more: false,
+                        szx: block.szx,
+                    };
+                    next.add_option(CoapOption::Block2, next_block.encode());
+                    let sent = if confirmable {
+                        w.expires = None;
+                        self.send_con(now, next, handle, Kind::Request)
+                    } else {
+                        self.send_non(now, next, handle)
+                    };
+                    if sent.is_ok() {
+                        return;
+                    }
+                } else if !block.more {
+                    response.payload = std::mem::take(&mut w.body);
+                    response.clear_option(CoapOption::Block2);
+                }
             }
+        }
+        let w = &self.waiting[index];
+        if !(w.observe && notification && !error) {
+            self.waiting.swap_remove(index);
         }
         self.events.push_back(Event::Response { handle, response });
     }

@@ -23,9 +23,11 @@ pub mod mapping;
 pub mod observe;
 mod rng;
 pub mod server;
+pub mod settings;
 
 pub use coap_lite;
 pub use exchange::{Event, Exchange, ExchangeConfig, OutHandle, RequestId, SendError};
 pub use observe::Observations;
 pub use rng::Rng;
-pub use server::{CoapConfig, NotifyType, QosMapping, serve};
+pub use server::serve;
+pub use settings::{CoapConfig, NotifyType, QosMapping};

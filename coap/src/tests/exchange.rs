@@ -585,3 +585,63 @@ fn outstanding_messages_are_capped() {
         Err(SendError::Busy)
     );
 }
+
+#[test]
+fn a_response_in_block2_blocks_is_fetched_and_reported_whole() {
+    let now = start();
+    let mut ex = exchange();
+    let mut read = Packet::new();
+    read.header.code = MessageClass::Request(RequestType::Get);
+    read.add_option(CoapOption::UriPath, b"3".to_vec());
+    let handle = ex.send_request(now, read, true).unwrap();
+    let body: Vec<u8> = (0..40u8).collect();
+    let mut req = sent(&mut ex).remove(0);
+    for (num, chunk) in body.chunks(16).enumerate() {
+        assert_eq!(
+            req.get_first_option(CoapOption::UriPath),
+            Some(&b"3".to_vec())
+        );
+        if num > 0 {
+            let asked = BlockValue::of(&req, CoapOption::Block2).unwrap().unwrap();
+            assert_eq!(asked.num, num as u32);
+        }
+        let mut resp = Packet::new();
+        resp.header.set_type(MessageType::Acknowledgement);
+        resp.header.message_id = req.header.message_id;
+        resp.header.code = MessageClass::Response(ResponseType::Content);
+        resp.set_token(req.get_token().to_vec());
+        let more = (num + 1) * 16 < body.len();
+        resp.add_option(
+            CoapOption::Block2,
+            BlockValue {
+                num: num as u32,
+                more,
+                szx: 0,
+            }
+            .encode(),
+        );
+        resp.payload = chunk.to_vec();
+        ex.handle_datagram(now, &bytes(&resp));
+        if more {
+            assert!(
+                events(&mut ex).is_empty(),
+                "block {num} is not reported alone"
+            );
+            req = sent(&mut ex).remove(0);
+        }
+    }
+    match events(&mut ex).as_slice() {
+        [
+            Event::Response {
+                handle: h,
+                response,
+            },
+        ] => {
+            assert_eq!(*h, handle);
+            assert_eq!(response.payload, body);
+            assert!(response.get_first_option(CoapOption::Block2).is_none());
+        }
+        other => panic!("expected the whole response, got {other:?}"),
+    }
+    assert!(ex.is_idle());
+}
