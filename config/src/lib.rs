@@ -57,7 +57,8 @@ pub use error::ConfigError;
 pub use force_shutdown::ForceShutdownConfig;
 pub use gateway::{
     BlockwiseConfig, CoapGatewayConfig, CoapListeners, CoapNotifyType, CoapQos, DEFAULT_COAP_PORT,
-    GatewayConfig, UdpListener,
+    DEFAULT_LWM2M_PORT, GatewayConfig, Lwm2mGatewayConfig, Lwm2mListeners, Lwm2mTranslator,
+    Lwm2mTranslators, Lwm2mUdpListener, Lwm2mUpdateCondition, UdpListener,
 };
 pub use listeners::{
     DEFAULT_MQTT_PORT, DEFAULT_QUIC_PORT, DEFAULT_SSL_PORT, DEFAULT_WS_PORT, DEFAULT_WSS_PORT,
@@ -219,6 +220,30 @@ impl Config {
                 "dashboard.default_username",
                 tree,
                 "expected a non-empty user name".to_owned(),
+                overrides,
+            ));
+        }
+        let lwm2m = &self.gateway.lwm2m;
+        for (name, listener) in &lwm2m.listeners.udp {
+            if !listener.enable || listener.bind.port() == 0 {
+                continue;
+            }
+            if let Some((other_kind, other)) = bound.insert((true, listener.bind), ("udp", name)) {
+                return Err(ConfigError::invalid(
+                    &format!("gateway.lwm2m.listeners.udp.{name}.bind"),
+                    tree,
+                    format!(
+                        "expected an address no other listener binds (a {other_kind} listener {other} does)"
+                    ),
+                    overrides,
+                ));
+            }
+        }
+        if lwm2m.lifetime_min > lwm2m.lifetime_max {
+            return Err(ConfigError::invalid(
+                "gateway.lwm2m.lifetime_min",
+                tree,
+                "expected a duration no longer than gateway.lwm2m.lifetime_max".to_owned(),
                 overrides,
             ));
         }
@@ -421,6 +446,62 @@ mod tests {
         let error = error_of("gateway.coap.listeners.udp.default.bind = 14567", &[]);
         assert!(
             error.contains("gateway.coap.listeners.udp.default.bind"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn gateway_lwm2m_has_emqx_defaults_and_named_errors() {
+        let lwm2m = &Config::default().gateway.lwm2m;
+        assert!(lwm2m.enable);
+        assert_eq!(lwm2m.mountpoint, "lwm2m/${endpoint_name}/");
+        assert_eq!(lwm2m.lifetime_min, Duration::from_secs(15));
+        assert_eq!(lwm2m.lifetime_max, Duration::from_secs(86_400));
+        assert_eq!(lwm2m.qmode_time_window, Duration::from_secs(22));
+        assert!(!lwm2m.auto_observe);
+        assert_eq!(lwm2m.xml_dir, "");
+        assert_eq!(
+            lwm2m.update_msg_publish_condition,
+            Lwm2mUpdateCondition::ContainsObjectList
+        );
+        assert_eq!(lwm2m.translators.command.topic, "dn/#");
+        assert_eq!(lwm2m.translators.register.topic, "up/resp");
+        assert_eq!(lwm2m.translators.update.topic, "up/update");
+        let udp = &lwm2m.listeners.udp["default"];
+        assert_eq!(udp.bind, "0.0.0.0:5783".parse().unwrap());
+        assert_eq!(udp.max_connections, Limit::Max(1024));
+        let loaded = Config::load(
+            None,
+            env(&[
+                ("TRIBUTARY_GATEWAY__LWM2M__MOUNTPOINT", "\"lwm2m/\""),
+                (
+                    "TRIBUTARY_GATEWAY__LWM2M__UPDATE_MSG_PUBLISH_CONDITION",
+                    "always",
+                ),
+            ]),
+        )
+        .unwrap();
+        let lwm2m = &loaded.config.gateway.lwm2m;
+        assert_eq!(lwm2m.mountpoint, "lwm2m/");
+        assert_eq!(
+            lwm2m.update_msg_publish_condition,
+            Lwm2mUpdateCondition::Always
+        );
+        let error = error_of(
+            "gateway.lwm2m.translators.notify { topic = \"n\", qos = 3 }",
+            &[],
+        );
+        assert!(
+            error.contains("gateway.lwm2m.translators.notify.qos"),
+            "{error}"
+        );
+        let error = error_of("gateway.lwm2m.update_msg_publish_condition = never", &[]);
+        assert!(error.contains("always, contains_object_list"), "{error}");
+        let error = error_of("gateway.lwm2m.lifetime_min = 2d", &[]);
+        assert!(error.contains("gateway.lwm2m.lifetime_min"), "{error}");
+        let error = error_of("gateway.lwm2m.listeners.udp.default.bind = 5683", &[]);
+        assert!(
+            error.contains("gateway.lwm2m.listeners.udp.default.bind"),
             "{error}"
         );
     }

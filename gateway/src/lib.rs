@@ -77,6 +77,14 @@ pub enum StartError {
         /// The OS error.
         source: io::Error,
     },
+    /// The LwM2M object definitions in `gateway.lwm2m.xml_dir` cannot be loaded.
+    #[error("gateway.lwm2m.xml_dir = {dir:?}: {reason}")]
+    ObjectDefinitions {
+        /// The directory.
+        dir: PathBuf,
+        /// What is wrong (the file and the problem).
+        reason: String,
+    },
     /// The data directory could not be created.
     #[error("node.data_dir = {path:?}: cannot create it: {source}")]
     DataDir {
@@ -145,7 +153,8 @@ pub struct Gateway {
 /// A listener that is accepting connections.
 #[derive(Debug, Clone)]
 pub struct BoundListener {
-    /// Listener type: `tcp`, `ssl`, `ws`, `wss`, `quic`, or `coap` (a UDP listener of the CoAP
+    /// Listener type: `tcp`, `ssl`, `ws`, `wss`, `quic`, `lwm2m` (a UDP listener of the LwM2M
+    /// gateway, `gateway.lwm2m.listeners.udp.<name>`), or `coap` (a UDP listener of the CoAP
     /// gateway, `gateway.coap.listeners.udp.<name>`).
     pub kind: &'static str,
     /// Listener name from the config (`default`).
@@ -221,6 +230,9 @@ impl Gateway {
                     });
                 }
             }
+            if config.gateway.lwm2m.enable {
+                start_lwm2m(config, &broker, &stop_accepting, &tasks, &mut listeners).await?;
+            }
             let metrics = Arc::new(Metrics::new(broker.clone(), counted));
             let http_addr = start_api(config, &broker, &metrics, &stop_accepting, &tasks).await?;
             Ok::<_, StartError>((listeners, metrics, http_addr))
@@ -273,8 +285,13 @@ impl Gateway {
         self.addr_of("coap", name)
     }
 
-    /// The bound address of the listener `kind` (`tcp`, `ssl`, `ws`, `wss`, `quic`, `coap`)
-    /// named `name`, if it is running; `("http", "default")` is the HTTP API's.
+    /// The bound address of the LwM2M gateway's UDP listener `name`.
+    pub fn lwm2m_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.addr_of("lwm2m", name)
+    }
+
+    /// The bound address of the listener `kind` (`tcp`, `ssl`, `ws`, `wss`, `quic`, `coap`,
+    /// `lwm2m`) named `name`, if it is running; `("http", "default")` is the HTTP API's.
     pub fn addr_of(&self, kind: &str, name: &str) -> Option<SocketAddr> {
         if (kind, name) == ("http", "default") {
             return self.http_addr;
@@ -504,4 +521,52 @@ fn quic_specs(config: &Config) -> Result<Vec<quic::QuicListenerSpec>, StartError
         });
     }
     Ok(specs)
+}
+
+/// Loads the object definitions (built-in, then `xml_dir`) and starts the LwM2M gateway's
+/// enabled UDP listeners.
+async fn start_lwm2m(
+    config: &Config,
+    broker: &Broker,
+    stop_accepting: &CancellationToken,
+    tasks: &TaskTracker,
+    listeners: &mut Vec<BoundListener>,
+) -> Result<(), StartError> {
+    let lwm2m = &config.gateway.lwm2m;
+    let mut registry = tributary_lwm2m::ObjectRegistry::builtin();
+    if !lwm2m.xml_dir.is_empty() {
+        let dir = PathBuf::from(&lwm2m.xml_dir);
+        let loaded = registry
+            .load_dir(&dir)
+            .map_err(|error| StartError::ObjectDefinitions {
+                dir: dir.clone(),
+                reason: error.to_string(),
+            })?;
+        tracing::info!(dir = %dir.display(), loaded, "lwm2m: object definitions loaded");
+    }
+    let registry = Arc::new(registry);
+    for (name, l) in lwm2m.listeners.udp.iter().filter(|(_, l)| l.enable) {
+        let socket = tokio::net::UdpSocket::bind(l.bind)
+            .await
+            .map_err(|source| StartError::GatewayBind {
+                key: format!("gateway.lwm2m.listeners.udp.{name}.bind"),
+                addr: l.bind,
+                source,
+            })?;
+        let addr = socket.local_addr().unwrap_or(l.bind);
+        let settings = runtime::lwm2m_config(config, name, limit(l.max_connections));
+        tasks.spawn(tributary_lwm2m::serve(
+            socket,
+            broker.clone(),
+            settings,
+            Arc::clone(&registry),
+            stop_accepting.clone(),
+        ));
+        listeners.push(BoundListener {
+            kind: "lwm2m",
+            name: name.clone(),
+            addr,
+        });
+    }
+    Ok(())
 }

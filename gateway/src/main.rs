@@ -126,16 +126,18 @@ fn run(config: &Config) -> anyhow::Result<()> {
         .context("starting the runtime")?;
     runtime.block_on(async {
         let gateway = Gateway::start(config).await?;
+        let shutdown = shutdown_signal();
         // One gateway in this process: what library crates emit through the `metrics` facade
         // joins its scrape.
         if !gateway.install_global_recorder() {
             tracing::warn!("a metrics recorder was installed already; facade metrics not exported");
         }
         for listener in gateway.listeners() {
-            let protocol = if listener.kind == "coap" {
-                "CoAP"
-            } else {
-                "MQTT"
+            // The gateways' devices speak their own protocol on these ports.
+            let protocol = match listener.kind {
+                "coap" => "CoAP",
+                "lwm2m" => "LwM2M",
+                _ => "MQTT",
             };
             println!(
                 "tributary: listening for {protocol} on {} ({}:{})",
@@ -147,34 +149,41 @@ fn run(config: &Config) -> anyhow::Result<()> {
                 "tributary: HTTP API on http://{addr}/api/v5 (metrics: /api/v5/prometheus/stats)"
             );
         }
-        shutdown_signal().await;
+        shutdown.await;
         tracing::warn!("shutting down");
         gateway.shutdown().await;
         Ok::<(), anyhow::Error>(())
     })
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this is called, not
+/// when the future is first polled, so a supervisor that signals as soon as it reads the
+/// listening lines is heard (the default action would kill the process ungracefully).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot listen for SIGTERM");
-                    let _ = interrupt.await;
-                    return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            match (interrupt, terminate) {
+                (Ok(mut interrupt), Ok(mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
                 }
-            };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+                (Err(error), _) | (_, Err(error)) => {
+                    tracing::warn!(%error, "cannot listen for SIGINT/SIGTERM");
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = interrupt.await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use tributary_coap::{CoapConfig, ExchangeConfig, NotifyType, QosMapping};
-use tributary_config::{CoapNotifyType, CoapQos, Config};
+use tributary_config::{CoapNotifyType, CoapQos, Config, Lwm2mTranslator, Lwm2mUpdateCondition};
+use tributary_lwm2m::{
+    Lwm2mConfig, Lwm2mSettings, Translator, Translators, UpdatePublishCondition,
+};
 use tributary_mqtt_core::{
     QoS, ShareStrategy,
     packet::{RetainHandling, SubscriptionOptions},
@@ -124,6 +127,42 @@ pub(crate) fn coap_config(config: &Config, name: &str, max_connections: u64) -> 
     }
 }
 
+/// The runtime settings of the LwM2M listener `name` (`gateway.lwm2m`).
+pub(crate) fn lwm2m_config(config: &Config, name: &str, max_connections: u64) -> Lwm2mConfig {
+    let lwm2m = &config.gateway.lwm2m;
+    let translator = |t: &Lwm2mTranslator| Translator {
+        topic: t.topic.clone(),
+        qos: t.qos,
+    };
+    let t = &lwm2m.translators;
+    Lwm2mConfig {
+        settings: Lwm2mSettings {
+            lifetime_min: lwm2m.lifetime_min,
+            lifetime_max: lwm2m.lifetime_max,
+            qmode_time_window: lwm2m.qmode_time_window,
+            auto_observe: lwm2m.auto_observe,
+            update_msg_publish_condition: match lwm2m.update_msg_publish_condition {
+                Lwm2mUpdateCondition::Always => UpdatePublishCondition::Always,
+                Lwm2mUpdateCondition::ContainsObjectList => {
+                    UpdatePublishCondition::ContainsObjectList
+                }
+            },
+            mountpoint: lwm2m.mountpoint.clone(),
+            translators: Translators {
+                command: translator(&t.command),
+                response: translator(&t.response),
+                notify: translator(&t.notify),
+                register: translator(&t.register),
+                update: translator(&t.update),
+            },
+            ..Lwm2mSettings::default()
+        },
+        max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+        listener: Arc::from(format!("udp:{name}")),
+        ..Lwm2mConfig::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +177,14 @@ mod tests {
             config.shared_subscription_strategy,
             ShareStrategy::RoundRobin
         );
+    }
+
+    #[test]
+    fn lwm2m_defaults_are_the_crate_defaults() {
+        let lwm2m = lwm2m_config(&Config::default(), "default", 1024);
+        assert_eq!(lwm2m.settings, Lwm2mSettings::default());
+        assert_eq!(lwm2m.max_connections, 1024);
+        assert_eq!(&*lwm2m.listener, "udp:default");
     }
 
     #[test]

@@ -71,6 +71,10 @@ fn tributary(scratch: &Scratch) -> Command {
         .env("TRIBUTARY_LISTENERS__QUIC__DEFAULT__BIND", "127.0.0.1:0")
         .env("TRIBUTARY_DASHBOARD__LISTENERS__HTTP__BIND", "127.0.0.1:0")
         .env(
+            "TRIBUTARY_GATEWAY__LWM2M__LISTENERS__UDP__DEFAULT__BIND",
+            "127.0.0.1:0",
+        )
+        .env(
             "TRIBUTARY_GATEWAY__COAP__LISTENERS__UDP__DEFAULT__BIND",
             "127.0.0.1:0",
         )

@@ -10,13 +10,17 @@
 //! - the downlink JSON command to a transport-neutral [`DeviceRequest`] and the uplink JSON
 //!   documents ([`command`]);
 //! - the per-device registration state machine ([`registration`]) and its settings
-//!   ([`settings`]).
+//!   ([`settings`]);
+//! - [`server::serve`], the thin async driver: it puts each registered device on a
+//!   [`tributary_protocols::VirtualClient`] and runs its CoAP messages through the `coap`
+//!   crate's exchange layer ([`tributary_coap::Exchange`]).
 //!
-//! What it does not do: sockets, tasks, CoAP framing, retransmission, Observe bookkeeping or block
-//! transfers (the `coap` crate's exchange layer does that), MQTT (the driver publishes what
-//! [`registration::Session`] asks for through the broker's virtual-client API), clocks (time
-//! comes in as `now: Instant`) or config-file parsing (the `config` crate does that). The only
-//! file access is [`object::ObjectRegistry::load_dir`], called once at start by the gateway.
+//! Everything but [`server`] is sans-IO: time comes in as `now: Instant`. What the crate does
+//! not do: bind sockets (the gateway hands [`server::serve`] a bound one), CoAP framing,
+//! retransmission or block transfers (the exchange layer does that), MQTT bytes (the driver
+//! publishes what [`registration::Session`] asks for through the broker's virtual-client API)
+//! or config-file parsing (the `config` crate does that). The only file access is
+//! [`object::ObjectRegistry::load_dir`], called once at start by the gateway.
 
 pub mod command;
 pub mod content;
@@ -28,6 +32,7 @@ pub mod oma_json;
 pub mod path;
 pub mod registration;
 pub mod senml;
+pub mod server;
 pub mod settings;
 pub mod text;
 pub mod tlv;
@@ -39,4 +44,5 @@ pub use path::LwPath;
 pub use registration::{
     CloseReason, DeviceReply, DeviceResponse, Identity, Output, RequestHandle, Session,
 };
+pub use server::{Lwm2mConfig, serve};
 pub use settings::{Lwm2mSettings, Translator, Translators, UpdatePublishCondition};

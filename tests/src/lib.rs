@@ -60,6 +60,11 @@ impl TestGateway {
         self.addr_of("coap", "default")
     }
 
+    /// The bound address of the LwM2M gateway's default UDP listener.
+    pub fn lwm2m_addr(&self) -> SocketAddr {
+        self.addr_of("lwm2m", "default")
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
@@ -110,6 +115,13 @@ pub fn test_config() -> Config {
     config
         .gateway
         .coap
+        .listeners
+        .udp
+        .values_mut()
+        .for_each(|l| l.bind = loopback);
+    config
+        .gateway
+        .lwm2m
         .listeners
         .udp
         .values_mut()

@@ -14,6 +14,7 @@ use tokio::{sync::mpsc, task::JoinHandle};
 use tributary_tests::TestGateway;
 
 pub mod coap;
+pub mod lwm2m;
 pub mod raw;
 
 /// How long any single wait may take before the test fails.
