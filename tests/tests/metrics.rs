@@ -385,3 +385,30 @@ async fn an_http_address_in_use_refuses_to_start_naming_the_key() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coap_clients_show_with_their_protocol_in_the_series_and_the_list() {
+    use common::coap::{Coap, code, request, response};
+
+    let gateway = start_gateway().await;
+    let mut coap = Coap::new(gateway.coap_addr()).await;
+    let mut publish = request(coap_lite::RequestType::Post, "ps/m/t", &[]);
+    publish.payload = b"21.5".to_vec();
+    let answer = coap.con(publish).await;
+    assert_eq!(code(&answer), response(coap_lite::ResponseType::Changed));
+    scrape_until(
+        &gateway,
+        &[(
+            r#"tributary_clients_count{listener="udp:default",protocol="coap",transport="udp"}"#,
+            1.0,
+        )],
+    )
+    .await;
+    let http = gateway.addr_of("http", "default");
+    let list = get_json(http, "/api/v5/clients?protocol=coap").await;
+    let data = list["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1, "{list}");
+    assert_eq!(data[0]["protocol"], "coap", "{list}");
+    assert_eq!(data[0]["listener"], "udp:default", "{list}");
+    gateway.shutdown().await;
+}
