@@ -15,6 +15,7 @@
 //! files, or see MQTT bytes.
 
 pub mod block;
+pub mod demux;
 pub mod exchange;
 #[doc(hidden)]
 pub mod fuzzing;

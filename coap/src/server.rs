@@ -9,7 +9,6 @@
 //! peer holds is bounded and released.
 
 use std::{
-    collections::HashMap,
     net::SocketAddr,
     sync::Arc,
     time::{Duration, Instant},
@@ -28,6 +27,7 @@ use tributary_protocols::{Broker, PublishError, VirtualClient, VirtualConnect, W
 
 use crate::{
     block::uint,
+    demux,
     exchange::{Event, Exchange, RequestId},
     login::{self, Login, Verdict},
     mapping::{self, Op, Query},
@@ -36,10 +36,6 @@ use crate::{
     settings::{CoapConfig, NotifyType},
 };
 
-/// The largest UDP datagram we read.
-const MAX_DATAGRAM: usize = 65_535;
-/// Datagrams queued for one peer task; more are dropped (the peer retransmits CON).
-const PEER_QUEUE: usize = 16;
 /// Deliveries taken from the mailbox per batch.
 const DELIVERY_BATCH: usize = 64;
 
@@ -59,99 +55,29 @@ pub async fn serve(
     let socket = Arc::new(socket);
     let config = Arc::new(config);
     let tasks = TaskTracker::new();
-    let mut peers: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
-    let mut seeds = Rng::new(broker_seed(&socket));
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    loop {
-        let (len, peer) = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break,
-            received = socket.recv_from(&mut buf) => match received {
-                Ok(received) => received,
-                Err(error) => {
-                    // ICMP errors from earlier sends surface here on some systems; the socket
-                    // itself is fine.
-                    tracing::debug!(%error, "coap: recv error");
-                    continue;
-                }
-            },
+    demux::run(&socket, &shutdown, config.max_connections, "coap", |new| {
+        let peer = Peer {
+            addr: new.addr,
+            socket: Arc::clone(&socket),
+            broker: broker.clone(),
+            exchange: Exchange::new(new.addr, config.exchange.clone(), new.seed),
+            observations: Observations::new(
+                config.max_observations,
+                config.max_pending_notifications,
+            ),
+            config: Arc::clone(&config),
+            client: None,
+            login: None,
+            last_seen: now(),
+            rng: Rng::new(new.seed.rotate_left(32)),
+            done: None,
+            deliveries: Vec::new(),
         };
-        let datagram = buf[..len].to_vec();
-        if let Some(sender) = peers.get(&peer) {
-            match sender.try_send(datagram) {
-                Ok(()) => continue,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    tracing::debug!(%peer, "coap: peer queue full, datagram dropped");
-                    continue;
-                }
-                Err(mpsc::error::TrySendError::Closed(datagram)) => {
-                    peers.remove(&peer);
-                    start_peer(
-                        &mut peers, peer, datagram, &socket, &broker, &config, &shutdown, &tasks,
-                        &mut seeds,
-                    );
-                }
-            }
-            continue;
-        }
-        if peers.len() >= config.max_connections {
-            peers.retain(|_, sender| !sender.is_closed());
-            if peers.len() >= config.max_connections {
-                tracing::warn!(%peer, max = config.max_connections, "coap: max_connections reached, datagram dropped");
-                continue;
-            }
-        }
-        start_peer(
-            &mut peers, peer, datagram, &socket, &broker, &config, &shutdown, &tasks, &mut seeds,
-        );
-    }
-    drop(peers);
+        tasks.spawn(peer.run(new.datagrams, shutdown.clone()));
+    })
+    .await;
     tasks.close();
     tasks.wait().await;
-}
-
-/// A seed that differs between processes, gateways and sockets: std's hasher keys are
-/// random per process and per `RandomState`.
-fn broker_seed(socket: &UdpSocket) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u16(socket.local_addr().map_or(0, |a| a.port()));
-    hasher.finish()
-}
-
-#[allow(clippy::too_many_arguments)]
-fn start_peer(
-    peers: &mut HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
-    addr: SocketAddr,
-    first: Vec<u8>,
-    socket: &Arc<UdpSocket>,
-    broker: &Broker,
-    config: &Arc<CoapConfig>,
-    shutdown: &CancellationToken,
-    tasks: &TaskTracker,
-    seeds: &mut Rng,
-) {
-    let (sender, receiver) = mpsc::channel(PEER_QUEUE);
-    if sender.try_send(first).is_err() {
-        return;
-    }
-    peers.insert(addr, sender);
-    let seed = seeds.next_u64();
-    let peer = Peer {
-        addr,
-        socket: Arc::clone(socket),
-        broker: broker.clone(),
-        exchange: Exchange::new(addr, config.exchange.clone(), seed),
-        observations: Observations::new(config.max_observations, config.max_pending_notifications),
-        config: Arc::clone(config),
-        client: None,
-        login: None,
-        last_seen: now(),
-        rng: Rng::new(seed.rotate_left(32)),
-        done: None,
-        deliveries: Vec::new(),
-    };
-    tasks.spawn(peer.run(receiver, shutdown.clone()));
 }
 
 /// One peer's state, owned by its task.

@@ -36,9 +36,10 @@ use bytes::Bytes;
 use tokio::{net::UdpSocket, sync::mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tributary_coap::{
-    Event, Exchange, ExchangeConfig, OutHandle, RequestId, Rng,
+    Event, Exchange, ExchangeConfig, OutHandle, RequestId,
     block::{read_uint, uint},
     coap_lite::{CoapOption, MessageClass, Packet, RequestType},
+    demux,
 };
 use tributary_mqtt_core::{
     ByteStr, QoS, ReasonCode,
@@ -86,10 +87,6 @@ impl Default for Lwm2mConfig {
     }
 }
 
-/// The largest UDP datagram we read.
-const MAX_DATAGRAM: usize = 65_535;
-/// Datagrams queued for one peer task; more are dropped (the device retransmits CON).
-const PEER_QUEUE: usize = 32;
 /// Deliveries taken from the mailbox per batch.
 const DELIVERY_BATCH: usize = 64;
 
@@ -119,7 +116,6 @@ pub async fn serve(
     registry: Arc<ObjectRegistry>,
     shutdown: CancellationToken,
 ) {
-    let mut seeds = Rng::new(seed_of(&socket));
     let shared = Arc::new(Shared {
         socket,
         broker,
@@ -133,54 +129,10 @@ pub async fn serve(
         .max_connections
         .saturating_add(UNREGISTERED_SLACK);
     let tasks = TaskTracker::new();
-    let mut peers: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    loop {
-        let (len, peer) = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break,
-            received = shared.socket.recv_from(&mut buf) => match received {
-                Ok(received) => received,
-                Err(error) => {
-                    // ICMP errors from earlier sends surface here on some systems; the socket
-                    // itself is fine.
-                    tracing::debug!(%error, "lwm2m: recv error");
-                    continue;
-                }
-            },
-        };
-        let datagram = buf[..len].to_vec();
-        let datagram = match peers.get(&peer) {
-            Some(sender) => match sender.try_send(datagram) {
-                Ok(()) => continue,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    tracing::debug!(%peer, "lwm2m: peer queue full, datagram dropped");
-                    continue;
-                }
-                // The peer's task ended (de-registered, expired): a new one takes over.
-                Err(mpsc::error::TrySendError::Closed(datagram)) => {
-                    peers.remove(&peer);
-                    datagram
-                }
-            },
-            None => datagram,
-        };
-        if peers.len() >= max_peers {
-            peers.retain(|_, sender| !sender.is_closed());
-            if peers.len() >= max_peers {
-                tracing::warn!(%peer, max = max_peers, "lwm2m: too many peers, datagram dropped");
-                continue;
-            }
-        }
-        let (sender, receiver) = mpsc::channel(PEER_QUEUE);
-        if sender.try_send(datagram).is_err() {
-            continue;
-        }
-        peers.insert(peer, sender);
-        let seed = seeds.next_u64();
+    demux::run(&shared.socket, &shutdown, max_peers, "lwm2m", |new| {
         let task = Peer {
-            addr: peer,
-            exchange: Exchange::new(peer, shared.config.exchange.clone(), seed),
+            addr: new.addr,
+            exchange: Exchange::new(new.addr, shared.config.exchange.clone(), new.seed),
             shared: Arc::clone(&shared),
             session: None,
             client: None,
@@ -190,20 +142,11 @@ pub async fn serve(
             done: None,
             deliveries: Vec::new(),
         };
-        tasks.spawn(task.run(receiver, shutdown.clone()));
-    }
-    drop(peers);
+        tasks.spawn(task.run(new.datagrams, shutdown.clone()));
+    })
+    .await;
     tasks.close();
     tasks.wait().await;
-}
-
-/// A seed that differs between processes, gateways and sockets: std's hasher keys are random
-/// per process and per `RandomState`.
-fn seed_of(socket: &UdpSocket) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u16(socket.local_addr().map_or(0, |a| a.port()));
-    hasher.finish()
 }
 
 /// A request we sent to the device for the session.
