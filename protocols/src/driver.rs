@@ -121,7 +121,7 @@ pub async fn serve_mqtt<S: ByteStream>(stream: S, info: ConnectionInfo, broker: 
         attachment: None,
         username: None,
         routing: Routing::default(),
-        hold_until: None,
+        hold: None,
         batch: Vec::new(),
     };
     let (mut reader, mut writer) = tokio::io::split(stream);
@@ -139,8 +139,9 @@ struct Driver {
     /// Reused by every publish this connection routes; also collects the congested
     /// subscribers this connection must wait for before it reads more (see `mailbox::Flow`).
     routing: Routing,
-    /// While holding back for congested subscribers: until when at most.
-    hold_until: Option<tokio::time::Instant>,
+    /// While holding back for congested subscribers: the wait for them (at most FLOW_WAIT).
+    /// Boxed and made only when needed: every connection would otherwise carry its room.
+    hold: Option<Hold>,
     /// Reused by every drain of this connection's mailbox.
     batch: Vec<tributary_mqtt_core::message::Delivery>,
 }
@@ -183,16 +184,16 @@ impl Driver {
 
             // Flow control: while a subscriber this connection routed to is congested, its
             // socket is not read (for at most FLOW_WAIT), so ingress slows to egress.
-            let holding = !self.routing.congested.is_empty();
-            let hold_until = if holding {
-                *self
-                    .hold_until
-                    .get_or_insert_with(|| tokio::time::Instant::now() + FLOW_WAIT)
-            } else {
-                self.hold_until = None;
-                tokio::time::Instant::now()
-            };
-            let congested = &self.routing.congested;
+            if self.hold.is_none() && !self.routing.congested.is_empty() {
+                let congested = std::mem::take(&mut self.routing.congested);
+                let until = tokio::time::Instant::now() + FLOW_WAIT;
+                self.hold = Some(Box::pin(async move {
+                    for mailbox in &congested {
+                        mailbox.wait_drained(until).await;
+                    }
+                }));
+            }
+            let holding = self.hold.is_some();
             let pending_out = self.conn.transmit().len();
             let deadline = self.conn.poll_timeout().map(tokio::time::Instant::from_std);
             let (mailbox, owner) = match &self.attachment {
@@ -217,10 +218,7 @@ impl Driver {
                     }
                     Ok(Sent::Flushed) => unflushed = false,
                 },
-                () = wait_drained(congested, hold_until), if holding => {
-                    self.routing.congested.clear();
-                    self.hold_until = None;
-                }
+                () = released(&mut self.hold), if holding => self.hold = None,
                 read = reader.read_buf(&mut input), if pending_out < HIGH_WATER && !holding => match read {
                     Ok(0) | Err(_) => return self.conn.handle_socket_closed(),
                     Ok(n) if n >= room => read_chunk = (read_chunk * 2).min(MAX_READ_CHUNK),
@@ -245,7 +243,10 @@ impl Driver {
         let mut at = now();
         // A congested subscriber stops the batch too, not only the next read: the rest waits
         // in `input` until it has drained.
-        while self.conn.transmit().len() < HIGH_WATER && self.routing.congested.is_empty() {
+        while self.conn.transmit().len() < HIGH_WATER
+            && self.routing.congested.is_empty()
+            && self.hold.is_none()
+        {
             let Some(packet) = self.conn.decode(input)? else {
                 break;
             };
@@ -298,7 +299,9 @@ impl Driver {
                     protocol: "mqtt",
                     peer_cert: self.info.peer_cert.clone(),
                 };
-                let (result, attachment) = self.broker.connect(&request, auth).await;
+                // Boxed: a CONNECT (authentication, takeover) happens once per connection, and
+                // its future inline would be room every connection carries for its whole life.
+                let (result, attachment) = Box::pin(self.broker.connect(&request, auth)).await;
                 self.username = request.username.clone();
                 self.attachment = attachment;
                 self.conn.handle_connect_result(now(), result)?;
@@ -472,10 +475,14 @@ async fn notified(mailbox: Option<&Arc<Mailbox>>) {
     }
 }
 
-/// Waits until every mailbox in `congested` has drained, or `deadline`.
-async fn wait_drained(congested: &[Arc<Mailbox>], deadline: tokio::time::Instant) {
-    for mailbox in congested {
-        mailbox.wait_drained(deadline).await;
+/// A publisher's wait for the congested subscribers it routed to.
+type Hold = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Completes when the hold is over (never without one).
+async fn released(hold: &mut Option<Hold>) {
+    match hold {
+        Some(hold) => hold.as_mut().await,
+        None => pending().await,
     }
 }
 
