@@ -54,7 +54,9 @@ impl MqttClient {
         client
     }
 
-    /// Sends `connect` and returns the CONNACK, or `None` when the server closed instead.
+    /// Sends `connect` and returns the CONNACK, or `None` when the server closed instead (also
+    /// when it closed before the CONNECT could be written: a server that refuses a TLS 1.3
+    /// client certificate does so after the client's handshake has completed).
     pub async fn try_connect(stream: BoxStream, connect: Connect) -> (Self, Option<ConnAck>) {
         let version = connect.protocol;
         let mut client = Self {
@@ -64,7 +66,13 @@ impl MqttClient {
             input: BytesMut::new(),
             next_id: 0,
         };
-        client.send(&Packet::Connect(Box::new(connect))).await;
+        if client
+            .try_send(&Packet::Connect(Box::new(connect)))
+            .await
+            .is_err()
+        {
+            return (client, None);
+        }
         match client.recv().await {
             Some(Packet::ConnAck(connack)) => (client, Some(connack)),
             Some(other) => panic!("expected CONNACK, got {other:?}"),
@@ -74,10 +82,15 @@ impl MqttClient {
 
     /// Writes one packet and flushes.
     pub async fn send(&mut self, packet: &Packet) {
+        self.try_send(packet).await.expect("write");
+    }
+
+    /// Writes one packet and flushes; the error if the connection is gone.
+    pub async fn try_send(&mut self, packet: &Packet) -> std::io::Result<()> {
         let mut out = BytesMut::new();
         encode(packet, self.version, &mut out).expect("encode");
-        self.stream.write_all(&out).await.expect("write");
-        self.stream.flush().await.expect("flush");
+        self.stream.write_all(&out).await?;
+        self.stream.flush().await
     }
 
     /// The next packet, or `None` when the stream ended; panics after [`WAIT`].
