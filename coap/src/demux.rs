@@ -4,14 +4,17 @@
 //! The loop reads a datagram, hands it to its peer's task through a small bounded queue (a
 //! full queue drops it: the peer retransmits what is confirmable), and starts a task for a
 //! new peer while fewer than `max_peers` are served. A peer whose task has ended (it logged
-//! out, expired, de-registered) gets a new one on its next datagram.
+//! out, expired, de-registered) gets a new one on its next datagram. The helpers at the end
+//! are what every peer task needs: the clock, its virtual client's wake-up, and sending what
+//! its exchange has queued.
 
-use std::{collections::HashMap, net::SocketAddr};
+use std::{collections::HashMap, net::SocketAddr, time::Instant};
 
 use tokio::{net::UdpSocket, sync::mpsc};
 use tokio_util::sync::CancellationToken;
+use tributary_protocols::{VirtualClient, Wake};
 
-use crate::rng::Rng;
+use crate::{exchange::Exchange, rng::Rng};
 
 /// The largest UDP datagram read.
 pub const MAX_DATAGRAM: usize = 65_535;
@@ -91,6 +94,35 @@ pub async fn run(
             datagrams,
             seed: seeds.next_u64(),
         });
+    }
+}
+
+/// The time for the sans-IO layers: tokio's clock, so tests can pause it.
+pub fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Waits for the peer's virtual client to wake up (deliveries, or a takeover); forever while
+/// the peer has none.
+pub async fn wait_client(client: &mut Option<VirtualClient>) -> Wake {
+    match client {
+        Some(client) => client.wait().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends `peer` every datagram its exchange has queued; a failed send is logged (the
+/// exchange retransmits what is confirmable).
+pub async fn flush(
+    exchange: &mut Exchange,
+    socket: &UdpSocket,
+    peer: SocketAddr,
+    protocol: &'static str,
+) {
+    while let Some(datagram) = exchange.poll_transmit() {
+        if let Err(error) = socket.send_to(&datagram, peer).await {
+            tracing::debug!(%peer, protocol, %error, "send failed");
+        }
     }
 }
 

@@ -27,7 +27,7 @@ use tributary_protocols::{Broker, PublishError, VirtualClient, VirtualConnect, W
 
 use crate::{
     block::uint,
-    demux,
+    demux::{self, now, wait_client},
     exchange::{Event, Exchange, RequestId},
     login::{self, Login, Verdict},
     mapping::{self, Op, Query},
@@ -38,11 +38,6 @@ use crate::{
 
 /// Deliveries taken from the mailbox per batch.
 const DELIVERY_BATCH: usize = 64;
-
-/// The time, for the sans-IO layers.
-fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
-}
 
 /// Serves CoAP on `socket` (already bound by the gateway) until `shutdown` is cancelled; then
 /// every peer's client is disconnected and the peer tasks are awaited.
@@ -95,13 +90,6 @@ struct Peer {
     /// Why the task ends, once it must.
     done: Option<&'static str>,
     deliveries: Vec<Delivery>,
-}
-
-async fn wait_client(client: &mut Option<VirtualClient>) -> Wake {
-    match client {
-        Some(client) => client.wait().await,
-        None => std::future::pending().await,
-    }
 }
 
 impl Peer {
@@ -179,11 +167,7 @@ impl Peer {
     }
 
     async fn flush(&mut self) {
-        while let Some(datagram) = self.exchange.poll_transmit() {
-            if let Err(error) = self.socket.send_to(&datagram, self.addr).await {
-                tracing::debug!(peer = %self.addr, %error, "coap: send failed");
-            }
-        }
+        demux::flush(&mut self.exchange, &self.socket, self.addr, "coap").await;
     }
 
     async fn process_events(&mut self, now: Instant) {

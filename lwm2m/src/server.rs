@@ -39,7 +39,7 @@ use tributary_coap::{
     Event, Exchange, ExchangeConfig, OutHandle, RequestId,
     block::{read_uint, uint},
     coap_lite::{CoapOption, MessageClass, Packet, RequestType},
-    demux,
+    demux::{self, now, wait_client},
 };
 use tributary_mqtt_core::{
     ByteStr, QoS, ReasonCode,
@@ -89,11 +89,6 @@ impl Default for Lwm2mConfig {
 
 /// Deliveries taken from the mailbox per batch.
 const DELIVERY_BATCH: usize = 64;
-
-/// The time, for the sans-IO layers.
-fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
-}
 
 /// What every peer task shares.
 struct Shared {
@@ -175,13 +170,6 @@ struct Peer {
     /// Why the task ends, once it must.
     done: Option<&'static str>,
     deliveries: Vec<Delivery>,
-}
-
-async fn wait_client(client: &mut Option<VirtualClient>) -> Wake {
-    match client {
-        Some(client) => client.wait().await,
-        None => std::future::pending().await,
-    }
 }
 
 /// The Uri-Path or Uri-Query values of a request, as strings (invalid UTF-8 made lossy: it
@@ -337,11 +325,7 @@ impl Peer {
     }
 
     async fn flush(&mut self) {
-        while let Some(datagram) = self.exchange.poll_transmit() {
-            if let Err(error) = self.shared.socket.send_to(&datagram, self.addr).await {
-                tracing::debug!(peer = %self.addr, %error, "lwm2m: send failed");
-            }
-        }
+        demux::flush(&mut self.exchange, &self.shared.socket, self.addr, "lwm2m").await;
     }
 
     async fn process_events(&mut self, now: Instant) {
