@@ -252,13 +252,23 @@ pub struct Connection {
     client_max_packet_size: u32,
     client_topic_alias_max: u16,
     request_problem_information: bool,
-    inbound_aliases: HashMap<u16, TopicName>,
-    outbound_aliases: HashMap<ByteStr, u16>,
+    /// Made on the first alias: most clients use none, and an idle connection would carry
+    /// two empty maps.
+    aliases: Option<Box<Aliases>>,
     connect_pending: Option<Box<ConnAck>>,
     /// The outbound window: the lower of `max_inflight` and the client's Receive Maximum.
     window: usize,
     /// Identifies this connection (and seeds an assigned client id).
     conn_id: u64,
+}
+
+/// The topic aliases of a v5 connection, each direction's own (spec 3.3.2.3.4).
+#[derive(Debug, Default)]
+struct Aliases {
+    /// Set by the client's PUBLISHes.
+    inbound: HashMap<u16, TopicName>,
+    /// Set by the broker's, up to the client's Topic Alias Maximum.
+    outbound: HashMap<ByteStr, u16>,
 }
 
 /// The protocol's largest packet: 1 + 4 header bytes + 268,435,455.
@@ -289,8 +299,7 @@ impl Connection {
             client_max_packet_size: PROTOCOL_MAX_PACKET,
             client_topic_alias_max: 0,
             request_problem_information: true,
-            inbound_aliases: HashMap::new(),
-            outbound_aliases: HashMap::new(),
+            aliases: None,
             connect_pending: None,
             window: usize::from(u16::MAX),
             conn_id,
@@ -870,13 +879,20 @@ impl Connection {
             Some(alias) if alias == 0 || alias > settings.max_topic_alias => {
                 return Err(self.fail(CloseKind::ProtocolError, ReasonCode::TOPIC_ALIAS_INVALID));
             }
-            Some(alias) if publish.topic.is_empty() => match self.inbound_aliases.get(&alias) {
+            Some(alias) if publish.topic.is_empty() => match self
+                .aliases
+                .as_ref()
+                .and_then(|aliases| aliases.inbound.get(&alias))
+            {
                 Some(topic) => topic.clone(),
                 None => return Err(self.fail(CloseKind::ProtocolError, ReasonCode::PROTOCOL_ERROR)),
             },
             Some(alias) => {
                 let topic = self.parse_topic(publish.topic)?;
-                self.inbound_aliases.insert(alias, topic.clone());
+                self.aliases
+                    .get_or_insert_default()
+                    .inbound
+                    .insert(alias, topic.clone());
                 topic
             }
             None => self.parse_topic(publish.topic)?,
@@ -1163,12 +1179,13 @@ impl Connection {
     fn write_publish(&mut self, mut publish: Publish) -> bool {
         let mut new_alias = None;
         if self.client_topic_alias_max > 0 {
-            if let Some(alias) = self.outbound_aliases.get(&publish.topic) {
+            let outbound = &mut self.aliases.get_or_insert_default().outbound;
+            if let Some(alias) = outbound.get(&publish.topic) {
                 publish.properties.topic_alias = Some(*alias);
                 publish.topic = ByteStr::new();
-            } else if let Ok(alias) = u16::try_from(self.outbound_aliases.len() + 1) {
+            } else if let Ok(alias) = u16::try_from(outbound.len() + 1) {
                 if alias <= self.client_topic_alias_max {
-                    self.outbound_aliases.insert(publish.topic.clone(), alias);
+                    outbound.insert(publish.topic.clone(), alias);
                     publish.properties.topic_alias = Some(alias);
                     new_alias = Some(publish.topic.clone());
                 }
@@ -1182,7 +1199,9 @@ impl Connection {
         if u32::try_from(size).map_or(true, |size| size > self.client_max_packet_size) {
             self.out.truncate(before);
             if let Some(topic) = new_alias {
-                self.outbound_aliases.remove(&topic);
+                if let Some(aliases) = self.aliases.as_mut() {
+                    aliases.outbound.remove(&topic);
+                }
             }
             return false;
         }
