@@ -182,6 +182,12 @@ impl Broker {
     /// Asks every connection to close with "server shutting down".
     pub fn shutdown(&self) {
         self.inner.shutdown.cancel();
+        // A connection with a session waits on its mailbox's signal, not on the token: wake
+        // each one to look at the token. One that attaches after this sweep sees the token
+        // cancelled when it next goes round its loop.
+        for entry in self.inner.sessions.pin().values() {
+            entry.mailbox.signal().wake();
+        }
     }
 
     /// Number of sessions (attached or detached).

@@ -1,20 +1,27 @@
 //! [`serve_mqtt`]: the one MQTT connection driver, for every transport.
 
-use std::{future::pending, io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    pin::{Pin, pin},
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
 use tributary_mqtt_core::{
     ByteStr, Packet, ReasonCode,
-    connection::{Close, CloseKind, ConnectResult, Connection, Request},
+    connection::{Close, CloseKind, ConnectRequest, ConnectResult, Connection, Request},
 };
 
 use crate::{
     broker::{Attachment, Broker, Routing, now},
     hooks::AuthRequest,
-    mailbox::{FLOW_WAIT, Mailbox},
+    mailbox::FLOW_WAIT,
     peer_cert::{CertField, PeerCert},
-    registry::{Kick, SessionEntry},
     stats::Stats,
 };
 
@@ -124,9 +131,9 @@ pub async fn serve_mqtt<S: ByteStream>(stream: S, info: ConnectionInfo, broker: 
         hold: None,
         batch: Vec::new(),
     };
-    let (mut reader, mut writer) = tokio::io::split(stream);
-    let close = driver.run(&mut reader, &mut writer).await;
-    driver.finish(close, &mut writer).await;
+    let mut stream = stream;
+    let close = driver.run(&mut stream).await;
+    driver.finish(close, &mut stream).await;
     Stats::decr(&driver.broker.stats().connections);
 }
 
@@ -147,15 +154,25 @@ struct Driver {
 }
 
 impl Driver {
-    async fn run<R, W>(&mut self, reader: &mut R, writer: &mut W) -> Close
-    where
-        R: AsyncRead + Unpin,
-        W: AsyncWrite + Unpin,
-    {
+    async fn run<S: AsyncRead + AsyncWrite + Unpin>(&mut self, stream: &mut S) -> Close {
         let mut input = BytesMut::new();
         let mut read_chunk = MIN_READ_CHUNK;
         let mut unflushed = false;
         let shutdown = self.broker.shutdown_token().clone();
+        // Until the CONNECT gives it a session, the connection waits on the shutdown token
+        // itself; after, the shutdown wakes it through its mailbox's signal, and it only looks
+        // at the token. Boxed and dropped then: a registered wait is room and a lock per wake.
+        let mut cancelled: Option<Cancelled> = None;
+        // One timer for the connection's life. It is moved only when a deadline comes earlier
+        // than the one it is set for: the keep-alive deadline moves later with every packet,
+        // so a busy connection's timer fires once per period, finds nothing due, and is set
+        // again, instead of being re-registered on every turn of the loop.
+        let first = self
+            .conn
+            .poll_timeout()
+            .map_or_else(far_future, tokio::time::Instant::from_std);
+        let mut timer = pin!(tokio::time::sleep_until(first));
+        let mut timer_at = Some(first);
         loop {
             if let Err(close) = self.process_input(&mut input).await {
                 return close;
@@ -193,40 +210,47 @@ impl Driver {
                     }
                 }));
             }
-            let holding = self.hold.is_some();
-            let pending_out = self.conn.transmit().len();
             let deadline = self.conn.poll_timeout().map(tokio::time::Instant::from_std);
-            let (mailbox, owner) = match &self.attachment {
-                Some(a) => (Some(&a.entry.mailbox), Some((&*a.entry, a.generation))),
-                None => (None, None),
-            };
-            tokio::select! {
-                biased;
-                () = shutdown.cancelled() => {
-                    return self.conn.close(CloseKind::ServerShutdown, ReasonCode::SERVER_SHUTTING_DOWN);
+            if let Some(deadline) = deadline {
+                if timer_at.is_none_or(|at| deadline < at) {
+                    timer.as_mut().reset(deadline);
+                    timer_at = Some(deadline);
                 }
-                kick = next_kick(owner) => return self.conn.close(kick.kind, kick.code),
-                // TLS, WebSocket and QUIC streams may hold accepted bytes in their own buffers
-                // (a TLS record the socket would not take yet, a WebSocket frame): once the
-                // transmit buffer is empty, they are flushed, or the peer could wait forever for
-                // the tail of a reply. A flush of a TCP stream is a no-op.
-                sent = write_or_flush(writer, self.conn.transmit()), if pending_out > 0 || unflushed => match sent {
-                    Ok(Sent::Wrote(0)) | Err(_) => return self.conn.handle_socket_closed(),
-                    Ok(Sent::Wrote(n)) => {
-                        self.conn.advance_transmit(n);
-                        unflushed = true;
-                    }
-                    Ok(Sent::Flushed) => unflushed = false,
-                },
-                () = released(&mut self.hold), if holding => self.hold = None,
-                read = reader.read_buf(&mut input), if pending_out < HIGH_WATER && !holding => match read {
-                    Ok(0) | Err(_) => return self.conn.handle_socket_closed(),
-                    Ok(n) if n >= room => read_chunk = (read_chunk * 2).min(MAX_READ_CHUNK),
-                    Ok(n) if n < read_chunk / 4 => read_chunk = (read_chunk / 2).max(MIN_READ_CHUNK),
-                    Ok(_) => {}
-                },
-                () = notified(mailbox), if pending_out < HIGH_WATER => {}
-                () = sleep_until(deadline) => {
+            }
+            if self.attachment.is_some() {
+                cancelled = None;
+            } else if cancelled.is_none() {
+                cancelled = Some(Box::pin(shutdown.clone().cancelled_owned()));
+            }
+            let pending_out = self.conn.transmit().len();
+            let wait = Wait {
+                stream: &mut *stream,
+                conn: &self.conn,
+                attachment: self.attachment.as_ref(),
+                shutdown: &shutdown,
+                cancelled: cancelled.as_mut(),
+                hold: self.hold.as_mut(),
+                input: &mut input,
+                timer: deadline.is_some().then_some(timer.as_mut()),
+                write: pending_out > 0 || unflushed,
+                read: pending_out < HIGH_WATER,
+            };
+            match wait.await {
+                Event::Close(kind, code) => return self.conn.close(kind, code),
+                Event::SocketClosed => return self.conn.handle_socket_closed(),
+                Event::Wrote(n) => {
+                    self.conn.advance_transmit(n);
+                    unflushed = true;
+                }
+                Event::Flushed => unflushed = false,
+                Event::Released => self.hold = None,
+                Event::Read(n) if n >= room => read_chunk = (read_chunk * 2).min(MAX_READ_CHUNK),
+                Event::Read(n) if n < read_chunk / 4 => {
+                    read_chunk = (read_chunk / 2).max(MIN_READ_CHUNK);
+                }
+                Event::Read(_) | Event::Mail => {}
+                Event::Timer => {
+                    timer_at = None;
                     if let Err(close) = self.conn.handle_timeout(now()) {
                         return close;
                     }
@@ -254,9 +278,11 @@ impl Driver {
                 Stats::incr(&self.broker.stats().messages_received);
             }
             if let Some(request) = self.conn.handle_packet(at, packet)? {
-                let waits = matches!(request, Request::Connect(_));
-                self.execute(request).await?;
-                if waits {
+                if let Some(connect) = self.execute(request)? {
+                    // Boxed: a CONNECT (authentication, takeover) happens once per
+                    // connection, and its future inline would be room every connection
+                    // carries for its whole life.
+                    Box::pin(self.connect(connect)).await?;
                     at = now();
                 }
             }
@@ -264,58 +290,64 @@ impl Driver {
         Ok(())
     }
 
-    async fn execute(&mut self, request: Request) -> Result<(), Close> {
-        match request {
-            Request::Connect(mut request) => {
-                let max_clientid_len = self.broker.config().mqtt.max_clientid_len;
-                match self.info.cert_identity(max_clientid_len) {
-                    Ok((username, client_id)) => {
-                        if username.is_some() {
-                            request.username = username;
-                        }
-                        if let Some(client_id) = client_id {
-                            if let Some(will) = &mut request.will {
-                                will.message.publisher = client_id.clone();
-                            }
-                            self.conn.impose_client_id(client_id.clone());
-                            request.client_id = client_id;
-                            request.assigned_client_id = false;
-                        }
-                    }
-                    Err(code) => {
-                        tracing::info!(peer = %self.info.peer, listener = %self.info.listener, %code, "refused: the client certificate gives no usable user name or client id");
-                        self.conn
-                            .handle_connect_result(now(), ConnectResult::Refused(code))?;
-                        return Ok(());
-                    }
+    /// Authenticates a CONNECT and finds, takes over or creates its session. Boxed by the
+    /// caller: it happens once per connection, and its future inline would be room every
+    /// connection carries for its whole life.
+    async fn connect(&mut self, mut request: Box<ConnectRequest>) -> Result<(), Close> {
+        let max_clientid_len = self.broker.config().mqtt.max_clientid_len;
+        match self.info.cert_identity(max_clientid_len) {
+            Ok((username, client_id)) => {
+                if username.is_some() {
+                    request.username = username;
                 }
-                let auth = AuthRequest {
-                    client_id: request.client_id.clone(),
-                    username: request.username.clone(),
-                    password: request.password.clone(),
-                    peer: self.info.peer,
-                    listener: self.info.listener.to_string(),
-                    transport: self.info.transport,
-                    protocol: "mqtt",
-                    peer_cert: self.info.peer_cert.clone(),
-                };
-                // Boxed: a CONNECT (authentication, takeover) happens once per connection, and
-                // its future inline would be room every connection carries for its whole life.
-                let (result, attachment) = Box::pin(self.broker.connect(&request, auth)).await;
-                self.username = request.username.clone();
-                self.attachment = attachment;
-                self.conn.handle_connect_result(now(), result)?;
-                tracing::debug!(
-                    client_id = %request.client_id,
-                    peer = %self.info.peer,
-                    listener = %self.info.listener,
-                    transport = self.info.transport,
-                    version = ?request.version,
-                    clean_start = request.clean_start,
-                    "client connected"
-                );
-                self.auto_subscribe();
+                if let Some(client_id) = client_id {
+                    if let Some(will) = &mut request.will {
+                        will.message.publisher = client_id.clone();
+                    }
+                    self.conn.impose_client_id(client_id.clone());
+                    request.client_id = client_id;
+                    request.assigned_client_id = false;
+                }
             }
+            Err(code) => {
+                tracing::info!(peer = %self.info.peer, listener = %self.info.listener, %code, "refused: the client certificate gives no usable user name or client id");
+                self.conn
+                    .handle_connect_result(now(), ConnectResult::Refused(code))?;
+                return Ok(());
+            }
+        }
+        let auth = AuthRequest {
+            client_id: request.client_id.clone(),
+            username: request.username.clone(),
+            password: request.password.clone(),
+            peer: self.info.peer,
+            listener: self.info.listener.to_string(),
+            transport: self.info.transport,
+            protocol: "mqtt",
+            peer_cert: self.info.peer_cert.clone(),
+        };
+        let (result, attachment) = self.broker.connect(&request, auth).await;
+        self.username = request.username.clone();
+        self.attachment = attachment;
+        self.conn.handle_connect_result(now(), result)?;
+        tracing::debug!(
+            client_id = %request.client_id,
+            peer = %self.info.peer,
+            listener = %self.info.listener,
+            transport = self.info.transport,
+            version = ?request.version,
+            clean_start = request.clean_start,
+            "client connected"
+        );
+        self.auto_subscribe();
+        Ok(())
+    }
+
+    /// Carries out what a packet asks of the broker, except a CONNECT, which it gives back
+    /// for [`Driver::connect`] (the one request that waits).
+    fn execute(&mut self, request: Request) -> Result<Option<Box<ConnectRequest>>, Close> {
+        match request {
+            Request::Connect(request) => return Ok(Some(request)),
             Request::Publish(publish) => {
                 let qos = publish.message.qos;
                 let username = self.username.as_deref();
@@ -360,7 +392,7 @@ impl Driver {
                     .handle_unsubscribe_result(unsubscribe.packet_id, codes);
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Applies the broker-side subscriptions (no SUBACK: the client did not ask).
@@ -444,52 +476,132 @@ impl Driver {
     }
 }
 
-/// What one [`write_or_flush`] did.
-enum Sent {
-    /// Wrote this many bytes.
+/// The shutdown token's wait, while the connection has no session to be woken through.
+type Cancelled = Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>;
+
+/// A publisher's wait for the congested subscribers it routed to.
+type Hold = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A deadline that never comes, for a timer with nothing to time yet.
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+/// What woke a connection.
+enum Event {
+    /// The broker ends it (shutdown, takeover).
+    Close(CloseKind, ReasonCode),
+    /// The socket closed or failed.
+    SocketClosed,
+    /// Wrote this many bytes of the transmit buffer.
     Wrote(usize),
     /// Flushed what the stream had buffered.
     Flushed,
+    /// The flow-control hold is over.
+    Released,
+    /// Read this many bytes.
+    Read(usize),
+    /// Deliveries may be waiting in the mailbox.
+    Mail,
+    /// The timer fired.
+    Timer,
 }
 
-/// Writes `out` if there is anything to write, and flushes the stream otherwise.
-async fn write_or_flush<W: AsyncWrite + Unpin>(writer: &mut W, out: &[u8]) -> io::Result<Sent> {
-    if out.is_empty() {
-        writer.flush().await.map(|()| Sent::Flushed)
-    } else {
-        writer.write(out).await.map(Sent::Wrote)
-    }
+/// One wait of the driver for whichever comes first, in this order: shutdown or a kick, room
+/// to write, the end of a flow-control hold, bytes to read, deliveries, the timer.
+///
+/// Polled by hand rather than with `select!` over futures made anew on every turn of the
+/// loop: a registration made once (the mailbox's waker slot, the timer) stays made across
+/// turns, so a busy connection takes no lock to wait, and an idle connection's task holds
+/// nothing for the wait but these references.
+struct Wait<'a, S> {
+    stream: &'a mut S,
+    conn: &'a Connection,
+    attachment: Option<&'a Attachment>,
+    shutdown: &'a CancellationToken,
+    cancelled: Option<&'a mut Cancelled>,
+    hold: Option<&'a mut Hold>,
+    input: &'a mut BytesMut,
+    timer: Option<Pin<&'a mut tokio::time::Sleep>>,
+    /// Whether there is something to write or flush.
+    write: bool,
+    /// Whether to read the socket and take deliveries (the transmit buffer has room).
+    read: bool,
 }
 
-async fn next_kick(owner: Option<(&SessionEntry, u64)>) -> Kick {
-    match owner {
-        Some((entry, generation)) => entry.kicked(generation).await,
-        None => pending().await,
-    }
-}
+impl<S: AsyncRead + AsyncWrite + Unpin> Future for Wait<'_, S> {
+    type Output = Event;
 
-async fn notified(mailbox: Option<&Arc<Mailbox>>) {
-    match mailbox {
-        Some(mailbox) => mailbox.notified().await,
-        None => pending().await,
-    }
-}
-
-/// A publisher's wait for the congested subscribers it routed to.
-type Hold = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
-
-/// Completes when the hold is over (never without one).
-async fn released(hold: &mut Option<Hold>) {
-    match hold {
-        Some(hold) => hold.as_mut().await,
-        None => pending().await,
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => pending().await,
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Event> {
+        let this = self.get_mut();
+        if this.shutdown.is_cancelled()
+            || this
+                .cancelled
+                .as_mut()
+                .is_some_and(|wait| wait.as_mut().poll(cx).is_ready())
+        {
+            return Poll::Ready(Event::Close(
+                CloseKind::ServerShutdown,
+                ReasonCode::SERVER_SHUTTING_DOWN,
+            ));
+        }
+        if let Some(attachment) = this.attachment {
+            if let Some(kick) = attachment.entry.take_kick(attachment.generation) {
+                return Poll::Ready(Event::Close(kick.kind, kick.code));
+            }
+        }
+        // TLS, WebSocket and QUIC streams may hold accepted bytes in their own buffers (a TLS
+        // record the socket would not take yet, a WebSocket frame): once the transmit buffer
+        // is empty, they are flushed, or the peer could wait forever for the tail of a reply.
+        // A flush of a TCP stream is a no-op.
+        if this.write {
+            let out = this.conn.transmit();
+            let stream = Pin::new(&mut *this.stream);
+            let sent = if out.is_empty() {
+                stream.poll_flush(cx).map_ok(|()| Event::Flushed)
+            } else {
+                stream.poll_write(cx, out).map_ok(Event::Wrote)
+            };
+            match sent {
+                Poll::Ready(Ok(Event::Wrote(0)) | Err(_)) => {
+                    return Poll::Ready(Event::SocketClosed);
+                }
+                Poll::Ready(Ok(event)) => return Poll::Ready(event),
+                Poll::Pending => {}
+            }
+        }
+        let holding = this.hold.is_some();
+        if let Some(hold) = this.hold.as_mut() {
+            if hold.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::Released);
+            }
+        }
+        if this.read && !holding {
+            match tokio_util::io::poll_read_buf(Pin::new(&mut *this.stream), cx, this.input) {
+                Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(Event::SocketClosed),
+                Poll::Ready(Ok(n)) => return Poll::Ready(Event::Read(n)),
+                Poll::Pending => {}
+            }
+        }
+        if let Some(attachment) = this.attachment {
+            let signal = attachment.entry.mailbox.signal();
+            if !this.read {
+                // No room for deliveries: only a kick or the shutdown may wake it here.
+                signal.register(cx);
+            } else if signal.poll_wait(cx).is_ready() {
+                // A kick shares the signal: look again, or it would wait for the next wake.
+                if let Some(kick) = attachment.entry.take_kick(attachment.generation) {
+                    return Poll::Ready(Event::Close(kick.kind, kick.code));
+                }
+                return Poll::Ready(Event::Mail);
+            }
+        }
+        if let Some(timer) = this.timer.as_mut() {
+            if timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::Timer);
+            }
+        }
+        Poll::Pending
     }
 }
 
@@ -545,5 +657,30 @@ mod tests {
             ReasonCode::CLIENT_IDENTIFIER_NOT_VALID
         );
         assert_eq!(info(Some("x")).cert_identity(64).unwrap(), (None, None));
+    }
+}
+
+#[cfg(test)]
+mod footprint {
+    use super::*;
+
+    /// Every connection's task holds its driver's future for its whole life, idle or not:
+    /// what goes into it is memory per connection (docs/benchmarks.md, idle connections).
+    /// Something large held across an await (a future made inline rather than boxed) shows
+    /// up here first.
+    #[test]
+    fn an_idle_connection_stays_small() {
+        let broker = Broker::new(Default::default(), Arc::new(crate::AllowAll));
+        let info = ConnectionInfo::new(
+            SocketAddr::from(([127, 0, 0, 1], 1)),
+            Arc::from("tcp:default"),
+            "tcp",
+        );
+        let (stream, _peer) = tokio::io::duplex(64);
+        let task = serve_mqtt(stream, info, broker);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 1280, "serve_mqtt's future is {size} bytes");
+        let conn = std::mem::size_of::<Connection>();
+        assert!(conn <= 400, "Connection is {conn} bytes");
     }
 }

@@ -1,10 +1,17 @@
 //! [`Mailbox`]: a session's bounded queue, shared with the publishers that fill it.
 
 use std::{
+    future::poll_fn,
     hash::{Hash, Hasher},
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll},
     time::{Duration, Instant},
 };
+
+use futures_util::task::AtomicWaker;
 
 use tokio::sync::Notify;
 use tributary_mqtt_core::{
@@ -20,6 +27,62 @@ use crate::stats::Stats;
 /// batch becomes one socket write, small enough that publishers never wait long on the lock.
 const DRAIN_BATCH: usize = 256;
 
+/// The high-water mark of flow control is half of `max_mqueue_len`, but at most this many
+/// deliveries (see [`Flow`]): a deeper queue adds latency and cache misses, not throughput.
+const FLOW_HIGH_WATER_CAP: usize = 128;
+
+/// A wake-up for the one task that consumes something (a mailbox's connection), with a stored
+/// permit: a notification while nobody waits is seen by the next wait.
+///
+/// As `tokio::sync::Notify::notify_one`, but waiting registers a waker in an atomic slot
+/// instead of a waiter in a locked list, so a connection that waits on its mailbox in every
+/// turn of its loop pays no lock for it, and a notification that finds one already pending
+/// costs one atomic swap.
+#[derive(Debug, Default)]
+pub(crate) struct Signal {
+    set: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Signal {
+    /// Wakes the waiting task, or the next one to wait.
+    pub(crate) fn notify(&self) {
+        // Already set: a wake-up was sent when it was set, or the consumer will see the flag
+        // when it next looks (it looks after registering).
+        if !self.set.swap(true, Ordering::AcqRel) {
+            self.waker.wake();
+        }
+    }
+
+    /// Wakes the waiting task even if a notification is pending already: for what it must
+    /// see while it does not take deliveries (a kick, the shutdown), see [`Signal::register`].
+    pub(crate) fn wake(&self) {
+        self.set.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Registers the task's waker without taking a pending notification: a task that cannot
+    /// take deliveries now (its socket is not writable) is still woken by [`Signal::wake`].
+    pub(crate) fn register(&self, cx: &mut Context<'_>) {
+        self.waker.register(cx.waker());
+    }
+
+    /// Ready once a notification came since the last `Ready` (consuming it); registers the
+    /// task's waker otherwise.
+    pub(crate) fn poll_wait(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.set.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        // A notification between the first look and the registration woke the old waker.
+        if self.set.swap(false, Ordering::AcqRel) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
 /// A session's inbox: publishers push deliveries into it from their own tasks; the session's
 /// connection (when it has one) drains it.
 ///
@@ -30,7 +93,8 @@ const DRAIN_BATCH: usize = 256;
 pub struct Mailbox {
     client_id: ByteStr,
     state: Mutex<MailboxState>,
-    notify: Notify,
+    /// Wakes the session's connection: deliveries were queued, or it is kicked.
+    signal: Signal,
     /// Wakes publishers held back by this mailbox once it has drained (see [`Flow`]).
     drained: Notify,
 }
@@ -54,9 +118,10 @@ struct MailboxState {
 ///
 /// A subscriber that cannot keep up because it gets too little CPU (one core shared with many
 /// publishers, as in fan-in) should slow its publishers down rather than drop what they send:
-/// once its queue passes half of `max_mqueue_len`, each publisher that routes to it stops
-/// reading its own socket until the queue is back under a quarter, so ingress runs as fast as
-/// egress and nothing an online subscriber can take is lost.
+/// once its queue passes its high-water mark (half of `max_mqueue_len`, at most
+/// [`FLOW_HIGH_WATER_CAP`]), each publisher that routes to it stops reading its own socket
+/// until the queue is back under half that, so ingress runs as fast as egress and nothing an
+/// online subscriber can take is lost.
 ///
 /// The hold is bounded, so one subscriber cannot stall a publisher (and every other
 /// subscriber of its messages) for long: a subscriber that takes nothing at all for
@@ -80,9 +145,9 @@ enum Flow {
 pub(crate) const FLOW_WAIT: Duration = Duration::from_millis(100);
 
 /// How long a subscriber may take to get from its high-water mark back under its low-water
-/// mark (a quarter of its queue) before it counts as slow. A subscriber that is only short of
-/// CPU drains in milliseconds once its publishers wait (at the default `max_mqueue_len` of
-/// 1000, this bound asks for 1000 messages a second); one on a slow link, or reading slowly,
+/// mark before it counts as slow. A subscriber that is only short of CPU drains in
+/// milliseconds once its publishers wait (at the default `max_mqueue_len` of 1000, marks of
+/// 128 and 64, this bound asks for 256 messages a second); one on a slow link, or reading slowly,
 /// does not, and gets the drop policy rather than stalling its publishers, and through them
 /// every other subscriber of their messages.
 const FLOW_MAX_HOLD: Duration = Duration::from_millis(250);
@@ -104,7 +169,7 @@ impl Mailbox {
                 congested_since: None,
                 popped: 0,
             }),
-            notify: Notify::new(),
+            signal: Signal::default(),
             drained: Notify::new(),
         }
     }
@@ -154,10 +219,10 @@ impl Mailbox {
             (outcome, dropped, drops_to_log, congested)
         };
         match outcome {
-            Pushed::Queued => self.notify.notify_one(),
+            Pushed::Queued => self.signal.notify(),
             Pushed::Full => {
                 Stats::incr(&stats.delivery_dropped_queue_full);
-                self.notify.notify_one();
+                self.signal.notify();
             }
             // `mqueue_store_qos0 = false` asked for this: counted, not logged.
             Pushed::Qos0Offline => Stats::incr(&stats.delivery_dropped_qos0_offline),
@@ -265,9 +330,15 @@ impl Mailbox {
         self.len() == 0
     }
 
-    /// Waits until something may have been queued.
+    /// The wake-up of the session's connection: something may have been queued, or the
+    /// connection may have been kicked (see `SessionEntry::take_kick`).
+    pub(crate) fn signal(&self) -> &Signal {
+        &self.signal
+    }
+
+    /// Waits until something may have been queued (or a kick came).
     pub(crate) async fn notified(&self) {
-        self.notify.notified().await;
+        poll_fn(|cx| self.signal.poll_wait(cx)).await;
     }
 
     /// Moves as many deliveries as the connection can take now into it: QoS 0 always, QoS > 0
@@ -324,15 +395,13 @@ impl Mailbox {
 }
 
 impl MailboxState {
-    /// Whether publishers should hold back: the queue is over its high-water mark (half of
-    /// `max_mqueue_len`) and not known to be a slow consumer.
+    /// Whether publishers should hold back: the queue is over its high-water mark and not known to be a slow consumer.
     fn congested(&mut self) -> bool {
         match self.flow {
             Flow::Congested => true,
             Flow::Slow => false,
             Flow::Open => {
-                let max = self.queue.max_len();
-                if max > 1 && self.queue.len() > max / 2 {
+                if self.queue.max_len() > 1 && self.queue.len() > self.high_water() {
                     self.flow = Flow::Congested;
                     self.congested_since = Some(crate::broker::now());
                     true
@@ -343,8 +412,12 @@ impl MailboxState {
         }
     }
 
+    fn high_water(&self) -> usize {
+        (self.queue.max_len() / 2).min(FLOW_HIGH_WATER_CAP)
+    }
+
     fn low_water(&self) -> usize {
-        self.queue.max_len() / 4
+        self.high_water() / 2
     }
 }
 

@@ -2,7 +2,10 @@
 
 use std::{
     net::SocketAddr,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use tokio::sync::Notify;
@@ -57,11 +60,12 @@ pub(crate) struct SessionEntry {
     slot: Mutex<Slot>,
     /// Signalled when a connection hands the session back.
     released: Notify,
-    /// A kick for the connection of the given generation, and its wake-up. Kept here rather
-    /// than in a channel per connection: a kick is rare, and every idle connection would pay
-    /// for the channel.
+    /// A kick for the connection of the given generation. Kept here rather than in a channel
+    /// per connection: a kick is rare, and every idle connection would pay for the channel.
+    /// It wakes the connection through the mailbox's signal.
     kick: Mutex<Option<(u64, Kick)>>,
-    kicked: Notify,
+    /// Whether `kick` holds one: what a connection looks at on every wake-up, without the lock.
+    kick_pending: AtomicBool,
 }
 
 /// Where the session state is.
@@ -91,7 +95,7 @@ impl SessionEntry {
             slot: Mutex::new(Slot::Discarded),
             released: Notify::new(),
             kick: Mutex::new(None),
-            kicked: Notify::new(),
+            kick_pending: AtomicBool::new(false),
         }
     }
 
@@ -130,23 +134,27 @@ impl SessionEntry {
         }
     }
 
-    /// Waits for a kick addressed to the connection of `generation`.
-    pub(crate) async fn kicked(&self, generation: u64) -> Kick {
-        loop {
-            {
-                let mut kick = self.kick.lock().unwrap_or_else(PoisonError::into_inner);
-                match *kick {
-                    Some((g, found)) if g == generation => {
-                        *kick = None;
-                        return found;
-                    }
-                    // One for an earlier owner that left before reading it.
-                    Some((g, _)) if g < generation => *kick = None,
-                    _ => {}
-                }
-            }
-            self.kicked.notified().await;
+    /// Takes the kick addressed to the connection of `generation`, if one came. Called on
+    /// every wake-up of that connection: without a kick, it is one atomic load.
+    pub(crate) fn take_kick(&self, generation: u64) -> Option<Kick> {
+        if !self.kick_pending.load(Ordering::Acquire) {
+            return None;
         }
+        let mut kick = self.kick.lock().unwrap_or_else(PoisonError::into_inner);
+        let found = match *kick {
+            Some((g, found)) if g == generation => {
+                *kick = None;
+                Some(found)
+            }
+            // One for an earlier owner that left before reading it.
+            Some((g, _)) if g < generation => {
+                *kick = None;
+                None
+            }
+            _ => None,
+        };
+        self.kick_pending.store(kick.is_some(), Ordering::Release);
+        found
     }
 
     /// Gives the session up without state (see `Broker::detach`).
@@ -173,9 +181,13 @@ impl SessionEntry {
                 Slot::Detached { .. } | Slot::Discarded => return,
             };
             // The owner's task may be ending already; it releases either way.
-            *self.kick.lock().unwrap_or_else(PoisonError::into_inner) = Some((generation, kick));
-            // One waiter at most (the owner); a permit is kept if it is busy right now.
-            self.kicked.notify_one();
+            {
+                let mut slot = self.kick.lock().unwrap_or_else(PoisonError::into_inner);
+                *slot = Some((generation, kick));
+                self.kick_pending.store(true, Ordering::Release);
+            }
+            // The owner is the mailbox's one consumer; the wake-up is kept if it is busy.
+            self.mailbox.signal().wake();
             released.await;
         }
     }

@@ -278,11 +278,16 @@ impl VirtualClient {
         let Some(attachment) = &self.attachment else {
             return Wake::Kicked(CloseKind::Discarded);
         };
-        let mailbox = &attachment.entry.mailbox;
-        tokio::select! {
-            biased;
-            kick = attachment.entry.kicked(attachment.generation) => Wake::Kicked(kick.kind),
-            () = mailbox.notified() => Wake::Deliveries,
+        let (entry, generation) = (&attachment.entry, attachment.generation);
+        // A kick wakes the mailbox's signal too: it is looked for before the wait (one that
+        // came while the client was busy) and after it.
+        if let Some(kick) = entry.take_kick(generation) {
+            return Wake::Kicked(kick.kind);
+        }
+        entry.mailbox.notified().await;
+        match entry.take_kick(generation) {
+            Some(kick) => Wake::Kicked(kick.kind),
+            None => Wake::Deliveries,
         }
     }
 
