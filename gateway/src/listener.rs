@@ -4,17 +4,20 @@
 //! one MQTT driver, [`serve_mqtt`]. No transport knows MQTT.
 
 use std::{
+    future::Future,
     net::SocketAddr,
+    pin::Pin,
     sync::{Arc, atomic::Ordering},
     time::Duration,
 };
 
+use futures_util::FutureExt;
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::{TcpListener, TcpStream},
 };
 use tokio_rustls::TlsAcceptor;
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tokio_util::{either::Either, sync::CancellationToken, task::TaskTracker};
 use tributary_protocols::{Broker, CertField, ConnectionInfo, PeerCert, serve_mqtt};
 use tributary_websocket::{UpgradeConfig, UpgradeError};
 
@@ -135,70 +138,71 @@ async fn accept_loop(
         }
         let info = ConnectionInfo::new(peer, Arc::clone(&label), spec.kind);
         let guard = ConnectionGuard::new(&spec.metrics);
-        let broker = broker.clone();
-        let spec = Arc::clone(&spec);
-        tasks.spawn(async move {
-            serve(stream, info, &spec, broker).await;
-            drop(guard);
-        });
+        tasks.spawn(serve(stream, info, &spec, broker.clone()).map(move |()| drop(guard)));
+    }
+}
+
+/// What serves one accepted connection: MQTT on the stream itself, or after the listener's
+/// handshake. Not an `async fn`, so that a plain TCP connection's task is the driver's future
+/// and nothing more: no second copy of the stream, info and broker handle as arguments, and
+/// no room for the larger TLS and WebSocket futures (boxed; a TLS stream and the driver
+/// generic over it are kilobytes larger, and were once carried by every idle TCP client).
+fn serve(
+    stream: TcpStream,
+    info: ConnectionInfo,
+    spec: &Arc<TcpListenerSpec>,
+    broker: Broker,
+) -> Either<impl Future<Output = ()> + Send + 'static, Pin<Box<dyn Future<Output = ()> + Send>>> {
+    match spec.handshake {
+        Handshake::Plain => Either::Left(serve_mqtt(stream, info, broker)),
+        _ => Either::Right(Box::pin(handshake_then_serve(
+            stream,
+            info,
+            Arc::clone(spec),
+            broker,
+        ))),
     }
 }
 
 /// Runs the listener's handshake on `stream`, then MQTT on what it yields.
-async fn serve(
+async fn handshake_then_serve(
     stream: TcpStream,
     mut info: ConnectionInfo,
-    spec: &TcpListenerSpec,
+    spec: Arc<TcpListenerSpec>,
     broker: Broker,
 ) {
     let limit = spec.handshake_timeout;
-    // The task's future is as large as its largest arm, and a TLS or WebSocket stream (and
-    // the driver generic over it) is kilobytes larger than a TCP one: boxing those arms keeps
-    // a plain TCP connection's task small (it was 26 KB, for every idle TCP client).
     match &spec.handshake {
         Handshake::Plain => serve_mqtt(stream, info, broker).await,
-        Handshake::Tls(step) => {
-            Box::pin(async move {
-                match bounded(limit, accept_tls(step, stream)).await {
-                    Ok((stream, cert)) => {
-                        step.apply(&mut info, cert);
-                        serve_mqtt(stream, info, broker).await;
-                    }
-                    Err(error) => fail(&info, spec, &error),
-                }
-            })
-            .await;
-        }
-        Handshake::Ws(ws) => {
-            Box::pin(async move {
-                match bounded(limit, accept_ws(ws, stream)).await {
-                    Ok((stream, forwarded)) => {
-                        apply_forwarded(&mut info, forwarded);
-                        serve_mqtt(stream, info, broker).await;
-                    }
-                    Err(error) => fail(&info, spec, &error),
-                }
-            })
-            .await;
-        }
+        Handshake::Tls(step) => match bounded(limit, accept_tls(step, stream)).await {
+            Ok((stream, cert)) => {
+                step.apply(&mut info, cert);
+                serve_mqtt(stream, info, broker).await;
+            }
+            Err(error) => fail(&info, &spec, &error),
+        },
+        Handshake::Ws(ws) => match bounded(limit, accept_ws(ws, stream)).await {
+            Ok((stream, forwarded)) => {
+                apply_forwarded(&mut info, forwarded);
+                serve_mqtt(stream, info, broker).await;
+            }
+            Err(error) => fail(&info, &spec, &error),
+        },
         Handshake::Wss(step, ws) => {
-            Box::pin(async move {
-                let established = bounded(limit, async {
-                    let (stream, cert) = accept_tls(step, stream).await?;
-                    let (stream, forwarded) = accept_ws(ws, stream).await?;
-                    Ok((stream, cert, forwarded))
-                })
-                .await;
-                match established {
-                    Ok((stream, cert, forwarded)) => {
-                        step.apply(&mut info, cert);
-                        apply_forwarded(&mut info, forwarded);
-                        serve_mqtt(stream, info, broker).await;
-                    }
-                    Err(error) => fail(&info, spec, &error),
-                }
+            let established = bounded(limit, async {
+                let (stream, cert) = accept_tls(step, stream).await?;
+                let (stream, forwarded) = accept_ws(ws, stream).await?;
+                Ok((stream, cert, forwarded))
             })
             .await;
+            match established {
+                Ok((stream, cert, forwarded)) => {
+                    step.apply(&mut info, cert);
+                    apply_forwarded(&mut info, forwarded);
+                    serve_mqtt(stream, info, broker).await;
+                }
+                Err(error) => fail(&info, &spec, &error),
+            }
         }
     }
 }

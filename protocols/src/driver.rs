@@ -10,7 +10,7 @@ use std::{
 };
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_util::sync::CancellationToken;
 use tributary_mqtt_core::{
     ByteStr, Packet, ReasonCode,
@@ -37,8 +37,9 @@ pub(crate) const HIGH_WATER: usize = 64 * 1024;
 const MIN_READ_CHUNK: usize = 512;
 const MAX_READ_CHUNK: usize = 64 * 1024;
 
-/// What a read into a buffer with no room gets (`BytesMut::chunk_mut` reserves this much).
-const EMPTY_READ_ROOM: usize = 64;
+/// What a connection with no read buffer reads into: a buffer on the stack of the poll, so
+/// that waiting holds no memory; what arrives is copied into a buffer made to its size.
+const IDLE_READ_ROOM: usize = MIN_READ_CHUNK;
 
 /// How long a closing connection may take to flush its last packets (the DISCONNECT that says
 /// why) before the socket is dropped anyway.
@@ -115,8 +116,15 @@ impl ConnectionInfo {
 
 /// Serves one MQTT connection until it ends: decodes, answers, routes the client's publishes,
 /// delivers from its session's mailbox, and hands the session back to the registry at the end.
-pub async fn serve_mqtt<S: ByteStream>(stream: S, info: ConnectionInfo, broker: Broker) {
-    Stats::incr(&broker.stats().connections);
+///
+/// Not an `async fn`: the driver is built before the future is, so the future holds the
+/// stream, the connection info and the broker handle once, inside the driver, rather than
+/// once more as the arguments an `async fn` keeps (bytes every connection's task carries).
+pub fn serve_mqtt<S: ByteStream>(
+    stream: S,
+    info: ConnectionInfo,
+    broker: Broker,
+) -> impl Future<Output = ()> + Send + 'static {
     let mut driver = Driver {
         conn: Connection::new(
             Arc::clone(&broker.config().mqtt),
@@ -132,9 +140,12 @@ pub async fn serve_mqtt<S: ByteStream>(stream: S, info: ConnectionInfo, broker: 
         batch: Vec::new(),
     };
     let mut stream = stream;
-    let close = driver.run(&mut stream).await;
-    driver.finish(close, &mut stream).await;
-    Stats::decr(&driver.broker.stats().connections);
+    async move {
+        Stats::incr(&driver.broker.stats().connections);
+        let close = driver.run(&mut stream).await;
+        driver.finish(close, &mut stream).await;
+        Stats::decr(&driver.broker.stats().connections);
+    }
 }
 
 struct Driver {
@@ -189,15 +200,18 @@ impl Driver {
             if input.is_empty() && (trickle || input.capacity() > 2 * read_chunk) {
                 // Nothing pending, and traffic is light or calmed down since a burst grew the
                 // buffer: give it back, so an idle connection holds no read buffer. The next
-                // read takes a small one (`BytesMut` reserves 64 bytes when read into with no
-                // room) and grows from there.
+                // read goes through a buffer on the stack (see `IDLE_READ_ROOM`), and the
+                // buffer grows from what it brings.
                 if input.capacity() > 0 {
                     input = BytesMut::new();
                 }
             } else if input.capacity() - input.len() < read_chunk / 4 {
                 input.reserve(read_chunk);
             }
-            let room = (input.capacity() - input.len()).max(EMPTY_READ_ROOM);
+            let room = match input.capacity() {
+                0 => IDLE_READ_ROOM,
+                capacity => capacity - input.len(),
+            };
 
             // Flow control: while a subscriber this connection routed to is congested, its
             // socket is not read (for at most FLOW_WAIT), so ingress slows to egress.
@@ -577,7 +591,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for Wait<'_, S> {
             }
         }
         if this.read && !holding {
-            match tokio_util::io::poll_read_buf(Pin::new(&mut *this.stream), cx, this.input) {
+            let stream = Pin::new(&mut *this.stream);
+            let read = if this.input.capacity() == 0 {
+                let mut room = [0_u8; IDLE_READ_ROOM];
+                let mut buf = ReadBuf::new(&mut room);
+                stream.poll_read(cx, &mut buf).map_ok(|()| {
+                    this.input.extend_from_slice(buf.filled());
+                    buf.filled().len()
+                })
+            } else {
+                tokio_util::io::poll_read_buf(stream, cx, this.input)
+            };
+            match read {
                 Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(Event::SocketClosed),
                 Poll::Ready(Ok(n)) => return Poll::Ready(Event::Read(n)),
                 Poll::Pending => {}
@@ -679,7 +704,7 @@ mod footprint {
         let (stream, _peer) = tokio::io::duplex(64);
         let task = serve_mqtt(stream, info, broker);
         let size = std::mem::size_of_val(&task);
-        assert!(size <= 1280, "serve_mqtt's future is {size} bytes");
+        assert!(size <= 1088, "serve_mqtt's future is {size} bytes");
         let conn = std::mem::size_of::<Connection>();
         assert!(conn <= 400, "Connection is {conn} bytes");
     }
