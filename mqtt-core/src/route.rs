@@ -33,10 +33,12 @@ use std::{
     },
 };
 
+use smallvec::SmallVec;
+
 use crate::{
     ByteStr, FastHash,
     topic::{TopicFilter, TopicName},
-    trie::{InlineStack, ROOT, Trie, level_at},
+    trie::{ROOT, Trie, level_at},
 };
 
 /// How a shared subscription group picks the one member that receives a message.
@@ -315,7 +317,10 @@ impl<K, V> Bucket<K, V> {
 /// once every level is consumed.
 type Frame = (usize, usize);
 const END: usize = usize::MAX;
-const INLINE_FRAMES: usize = 64;
+/// Frames kept on the stack of a walk (a topic of `n` levels needs at most `n + 1`); a
+/// deeper walk spills to the heap. Not initialised until pushed: a walk of a short topic
+/// costs nothing for the room it does not use.
+type Walk = SmallVec<[Frame; 32]>;
 
 /// The route table: subscriptions by filter, with shared-subscription groups.
 ///
@@ -470,7 +475,7 @@ where
                 node.data.collect(&pick, out);
             }
         };
-        let mut stack: InlineStack<Frame, INLINE_FRAMES> = InlineStack::new((ROOT, END));
+        let mut stack = Walk::new();
         stack.push((ROOT, 0));
         while let Some((id, pos)) = stack.pop() {
             let wildcards_apply = !(dollar && id == ROOT);

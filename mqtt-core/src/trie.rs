@@ -158,44 +158,6 @@ impl<T: Default> Trie<T> {
     }
 }
 
-/// A LIFO stack that keeps its first `N` entries inline, so that a walk of ordinary depth does
-/// not allocate; deeper walks spill to the heap instead of failing.
-pub(crate) struct InlineStack<T: Copy, const N: usize> {
-    inline: [T; N],
-    len: usize,
-    /// Entries pushed while `inline` was full; non-empty only when `len == N`.
-    spill: Vec<T>,
-}
-
-impl<T: Copy, const N: usize> InlineStack<T, N> {
-    /// An empty stack; `filler` initialises the unused inline slots.
-    pub(crate) fn new(filler: T) -> Self {
-        Self {
-            inline: [filler; N],
-            len: 0,
-            spill: Vec::new(),
-        }
-    }
-
-    pub(crate) fn push(&mut self, value: T) {
-        match self.inline.get_mut(self.len) {
-            Some(slot) => {
-                *slot = value;
-                self.len += 1;
-            }
-            None => self.spill.push(value),
-        }
-    }
-
-    pub(crate) fn pop(&mut self) -> Option<T> {
-        if let Some(value) = self.spill.pop() {
-            return Some(value);
-        }
-        self.len = self.len.checked_sub(1)?;
-        self.inline.get(self.len).copied()
-    }
-}
-
 /// The level starting at byte `start` of `s`, and the start of the next level, if any.
 ///
 /// `s` is split on `/` without allocating: `a//b` yields `a`, `` and `b`, and `a/` yields `a`
@@ -234,22 +196,6 @@ mod tests {
         assert_eq!(t.live_nodes(), 0);
         assert_eq!(t.nodes.len(), 1);
         assert!(t.nodes[ROOT].children.is_empty());
-    }
-
-    #[test]
-    fn inline_stack_is_lifo_across_the_spill() {
-        let mut s: InlineStack<u32, 2> = InlineStack::new(0);
-        for i in 1..=5 {
-            s.push(i);
-        }
-        assert_eq!(s.pop(), Some(5));
-        s.push(6);
-        let mut rest = Vec::new();
-        while let Some(v) = s.pop() {
-            rest.push(v);
-        }
-        assert_eq!(rest, [6, 4, 3, 2, 1]);
-        assert_eq!(s.pop(), None);
     }
 
     #[test]
