@@ -24,7 +24,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::{
     ByteStr, Packet, PacketId, ProtocolVersion, QoS, ReasonCode,
@@ -364,10 +364,15 @@ impl Connection {
 
     /// Marks `n` bytes of [`Connection::transmit`] as written.
     pub fn advance_transmit(&mut self, n: usize) {
-        let _ = self.out.split_to(n.min(self.out.len()));
-        if self.out.is_empty() && self.out.capacity() > 64 * 1024 {
+        if n < self.out.len() {
+            // Not `split_to`: that would turn the buffer into a shared one (an allocation and
+            // reference counts) only to drop the part written.
+            self.out.advance(n);
+        } else if self.out.capacity() > 64 * 1024 {
             // A burst grew the buffer; an idle connection should not keep it.
             self.out = BytesMut::new();
+        } else {
+            self.out.clear();
         }
     }
 

@@ -1,6 +1,7 @@
 //! [`Broker`]: the shared state every connection task works on.
 
 use std::{
+    cell::Cell,
     sync::{
         Arc, Weak,
         atomic::{AtomicU64, Ordering},
@@ -82,13 +83,19 @@ pub(crate) struct Route {
     share: Option<Arc<ShareOrigin>>,
 }
 
-/// The reusable buffers of a publisher's routing: the route lookup's matches, and the
-/// subscribers whose mailboxes asked the publisher to hold back (see `mailbox::Flow`).
+/// What a publisher's routing leaves for it to do: the subscribers whose mailboxes asked it
+/// to hold back (see `mailbox::Flow`).
 #[derive(Debug, Default)]
 pub(crate) struct Routing {
-    matches: Vec<(Subscriber, Route)>,
     /// Congested mailboxes this publisher routed to since it last waited for them.
     pub(crate) congested: Vec<Arc<Mailbox>>,
+}
+
+thread_local! {
+    /// The route lookup's matches, one buffer per thread for every publish routed on it:
+    /// the publish path allocates nothing per message but the message itself, and a
+    /// connection carries no buffer of its own for it.
+    static MATCHES: Cell<Vec<(Subscriber, Route)>> = const { Cell::new(Vec::new()) };
 }
 
 /// The most congested mailboxes one publisher tracks at once: a fan-out publisher waits on
@@ -549,14 +556,14 @@ impl Broker {
     }
 
     /// Routes a message to every matching subscription and stores it if retained. Returns the
-    /// number of sessions it was queued for. `scratch` is the caller's reusable buffer, so the
-    /// publish path allocates nothing per message but the message itself.
+    /// number of sessions it was queued for.
     pub(crate) fn publish(&self, message: Arc<Message>, routing: &mut Routing) -> usize {
         let inner = &*self.inner;
-        let Routing {
-            matches: scratch,
-            congested,
-        } = routing;
+        let congested = &mut routing.congested;
+        // Taken out of its cell, not borrowed: nothing below publishes again, but if it did,
+        // it would get a buffer of its own rather than a panic.
+        let mut matches = MATCHES.take();
+        let scratch = &mut matches;
         if message.retain && inner.config.retainer_enable {
             self.retain(&message);
         }
@@ -623,6 +630,7 @@ impl Broker {
             i = j;
         }
         scratch.clear();
+        MATCHES.set(matches);
         if delivered == 0 {
             Stats::incr(&inner.stats.messages_dropped_no_subscribers);
         }

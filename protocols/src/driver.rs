@@ -137,7 +137,6 @@ pub fn serve_mqtt<S: ByteStream>(
         username: None,
         routing: Routing::default(),
         hold: None,
-        batch: Vec::new(),
     };
     let mut stream = stream;
     async move {
@@ -154,14 +153,12 @@ struct Driver {
     info: ConnectionInfo,
     attachment: Option<Attachment>,
     username: Option<ByteStr>,
-    /// Reused by every publish this connection routes; also collects the congested
-    /// subscribers this connection must wait for before it reads more (see `mailbox::Flow`).
+    /// The congested subscribers this connection must wait for before it reads more (see
+    /// `mailbox::Flow`), collected by the publishes it routes.
     routing: Routing,
     /// While holding back for congested subscribers: the wait for them (at most FLOW_WAIT).
     /// Boxed and made only when needed: every connection would otherwise carry its room.
     hold: Option<Hold>,
-    /// Reused by every drain of this connection's mailbox.
-    batch: Vec<tributary_mqtt_core::message::Delivery>,
 }
 
 impl Driver {
@@ -189,12 +186,10 @@ impl Driver {
                 return close;
             }
             if let Some(attachment) = &self.attachment {
-                attachment.entry.mailbox.drain_into(
-                    &mut self.conn,
-                    now(),
-                    self.broker.stats(),
-                    &mut self.batch,
-                );
+                attachment
+                    .entry
+                    .mailbox
+                    .drain_into(&mut self.conn, now(), self.broker.stats());
             }
             let trickle = read_chunk == MIN_READ_CHUNK;
             if input.is_empty() && (trickle || input.capacity() > 2 * read_chunk) {
@@ -704,7 +699,7 @@ mod footprint {
         let (stream, _peer) = tokio::io::duplex(64);
         let task = serve_mqtt(stream, info, broker);
         let size = std::mem::size_of_val(&task);
-        assert!(size <= 1088, "serve_mqtt's future is {size} bytes");
+        assert!(size <= 1024, "serve_mqtt's future is {size} bytes");
         let conn = std::mem::size_of::<Connection>();
         assert!(conn <= 400, "Connection is {conn} bytes");
     }
