@@ -239,7 +239,8 @@ pub struct Connection {
     state: State,
     version: ProtocolVersion,
     out: BytesMut,
-    accepted_at: Instant,
+    /// When the last packet arrived; before any has, when the connection was accepted (the
+    /// idle timeout counts from it: the first packet is the CONNECT, which ends that wait).
     last_received: Instant,
     keep_alive: Option<Duration>,
     session: Option<Session>,
@@ -289,7 +290,6 @@ impl Connection {
             state: State::AwaitConnect,
             version: ProtocolVersion::V311,
             out: BytesMut::new(),
-            accepted_at: now,
             last_received: now,
             keep_alive: None,
             session: None,
@@ -485,7 +485,7 @@ impl Connection {
     /// When [`Connection::handle_timeout`] must run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
-            State::AwaitConnect => Some(self.accepted_at + self.settings.idle_timeout),
+            State::AwaitConnect => Some(self.last_received + self.settings.idle_timeout),
             State::Connecting | State::Closed => None,
             State::Connected => {
                 let keep_alive = self.keep_alive.map(|period| self.last_received + period);
@@ -519,7 +519,7 @@ impl Connection {
     /// resends what `retry_interval` says is due.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Close> {
         match self.state {
-            State::AwaitConnect if now >= self.accepted_at + self.settings.idle_timeout => {
+            State::AwaitConnect if now >= self.last_received + self.settings.idle_timeout => {
                 self.state = State::Closed;
                 Err(Close {
                     kind: CloseKind::IdleTimeout,

@@ -73,7 +73,8 @@ pub struct Session {
     next_packet_id: PacketId,
     /// The window: the lower of `max_inflight` and the client's Receive Maximum.
     window: usize,
-    awaiting_rel: HashMap<PacketId, Instant>,
+    /// Made on the first inbound QoS 2 message: most sessions never see one.
+    awaiting_rel: Option<Box<HashMap<PacketId, Instant>>>,
     max_awaiting_rel: usize,
     await_rel_timeout: Duration,
 }
@@ -87,7 +88,7 @@ impl Session {
             inflight: VecDeque::new(),
             next_packet_id: PacketId::FIRST,
             window: 32,
-            awaiting_rel: HashMap::new(),
+            awaiting_rel: None,
             max_awaiting_rel,
             await_rel_timeout,
         }
@@ -225,20 +226,20 @@ impl Session {
 
     /// An inbound QoS 2 PUBLISH with packet id `id`.
     pub fn handle_incoming_qos2(&mut self, now: Instant, id: PacketId) -> IncomingQos2 {
-        if self.awaiting_rel.contains_key(&id) {
+        if self.is_awaiting_rel(id) {
             return IncomingQos2::Duplicate;
         }
-        if self.awaiting_rel.len() >= self.max_awaiting_rel {
+        if self.awaiting_rel_len() >= self.max_awaiting_rel {
             return IncomingQos2::Full;
         }
-        self.awaiting_rel.insert(id, now);
+        self.awaiting_rel.get_or_insert_default().insert(id, now);
         IncomingQos2::New
     }
 
     /// PUBREL from the client: the exchange for `id` is over. Answer PUBCOMP either way
     /// (with 0x92 in v5 when the id was unknown).
     pub fn handle_pubrel(&mut self, id: PacketId) -> AckOutcome {
-        match self.awaiting_rel.remove(&id) {
+        match self.awaiting_rel.as_mut().and_then(|ids| ids.remove(&id)) {
             Some(_) => AckOutcome::Known,
             None => AckOutcome::Unknown,
         }
@@ -246,27 +247,32 @@ impl Session {
 
     /// Whether the inbound QoS 2 packet id `id` is waiting for PUBREL.
     pub fn is_awaiting_rel(&self, id: PacketId) -> bool {
-        self.awaiting_rel.contains_key(&id)
+        self.awaiting_rel
+            .as_ref()
+            .is_some_and(|ids| ids.contains_key(&id))
     }
 
     /// Number of inbound QoS 2 packet ids waiting for PUBREL.
     pub fn awaiting_rel_len(&self) -> usize {
-        self.awaiting_rel.len()
+        self.awaiting_rel.as_ref().map_or(0, |ids| ids.len())
     }
 
     /// Forgets inbound QoS 2 ids that waited longer than `await_rel_timeout` for PUBREL
     /// (the client gave up on them); returns how many were dropped.
     pub fn expire_awaiting_rel(&mut self, now: Instant) -> usize {
-        let before = self.awaiting_rel.len();
+        let Some(ids) = self.awaiting_rel.as_mut() else {
+            return 0;
+        };
+        let before = ids.len();
         let timeout = self.await_rel_timeout;
-        self.awaiting_rel
-            .retain(|_, since| now.saturating_duration_since(*since) < timeout);
-        before - self.awaiting_rel.len()
+        ids.retain(|_, since| now.saturating_duration_since(*since) < timeout);
+        before - ids.len()
     }
 
     /// When the oldest inbound QoS 2 id times out, if any is waiting.
     pub fn next_awaiting_rel_deadline(&self) -> Option<Instant> {
         self.awaiting_rel
+            .as_ref()?
             .values()
             .min()
             .map(|since| *since + self.await_rel_timeout)

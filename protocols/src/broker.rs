@@ -137,6 +137,8 @@ impl std::fmt::Debug for Broker {
 pub(crate) struct Attachment {
     pub(crate) entry: Arc<SessionEntry>,
     pub(crate) generation: u64,
+    /// Who is connected (the same the registry lists): the user name for authorization.
+    pub(crate) client: Arc<ClientInfo>,
 }
 
 impl Broker {
@@ -264,7 +266,7 @@ impl Broker {
             client_id: request.client_id.clone(),
             username: request.username.clone(),
             peer: auth.peer,
-            listener: Arc::from(auth.listener.as_str()),
+            listener: Arc::clone(&auth.listener),
             protocol: auth.protocol,
             transport: auth.transport,
         });
@@ -354,6 +356,7 @@ impl Broker {
             let attachment = Attachment {
                 entry: target,
                 generation,
+                client,
             };
             return (session, session_present, attachment);
         }
@@ -448,7 +451,9 @@ impl Broker {
         will: Option<WillMessage>,
         expiry: Duration,
     ) {
-        let Attachment { entry, generation } = attachment;
+        let Attachment {
+            entry, generation, ..
+        } = attachment;
         entry.mailbox.set_online(false);
         let Some(session) = session else {
             // The connection lost its session state (it cannot, but a takeover must never

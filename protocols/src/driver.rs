@@ -11,7 +11,6 @@ use std::{
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio_util::sync::CancellationToken;
 use tributary_mqtt_core::{
     ByteStr, Packet, ReasonCode,
     connection::{Close, CloseKind, ConnectRequest, ConnectResult, Connection, Request},
@@ -134,7 +133,6 @@ pub fn serve_mqtt<S: ByteStream>(
         broker,
         info,
         attachment: None,
-        username: None,
         routing: Routing::default(),
         hold: None,
     };
@@ -152,7 +150,6 @@ struct Driver {
     broker: Broker,
     info: ConnectionInfo,
     attachment: Option<Attachment>,
-    username: Option<ByteStr>,
     /// The congested subscribers this connection must wait for before it reads more (see
     /// `mailbox::Flow`), collected by the publishes it routes.
     routing: Routing,
@@ -166,7 +163,6 @@ impl Driver {
         let mut input = BytesMut::new();
         let mut read_chunk = MIN_READ_CHUNK;
         let mut unflushed = false;
-        let shutdown = self.broker.shutdown_token().clone();
         // Until the CONNECT gives it a session, the connection waits on the shutdown token
         // itself; after, the shutdown wakes it through its mailbox's signal, and it only looks
         // at the token. Boxed and dropped then: a registered wait is room and a lock per wake.
@@ -182,8 +178,18 @@ impl Driver {
         let mut timer = pin!(tokio::time::sleep_until(first));
         let mut timer_at = Some(first);
         loop {
-            if let Err(close) = self.process_input(&mut input).await {
-                return close;
+            match self.process_input(&mut input) {
+                Err(close) => return close,
+                Ok(Some(connect)) => {
+                    // Boxed: a CONNECT (authentication, takeover) happens once per
+                    // connection, and its future inline would be room every connection
+                    // carries for its whole life. Then the input after it.
+                    if let Err(close) = Box::pin(self.connect(connect)).await {
+                        return close;
+                    }
+                    continue;
+                }
+                Ok(None) => {}
             }
             if let Some(attachment) = &self.attachment {
                 attachment
@@ -229,16 +235,14 @@ impl Driver {
             if self.attachment.is_some() {
                 cancelled = None;
             } else if cancelled.is_none() {
-                cancelled = Some(Box::pin(shutdown.clone().cancelled_owned()));
+                let token = self.broker.shutdown_token().clone();
+                cancelled = Some(Box::pin(token.cancelled_owned()));
             }
             let pending_out = self.conn.transmit().len();
             let wait = Wait {
+                driver: self,
                 stream: &mut *stream,
-                conn: &self.conn,
-                attachment: self.attachment.as_ref(),
-                shutdown: &shutdown,
                 cancelled: cancelled.as_mut(),
-                hold: self.hold.as_mut(),
                 input: &mut input,
                 timer: deadline.is_some().then_some(timer.as_mut()),
                 write: pending_out > 0 || unflushed,
@@ -268,12 +272,17 @@ impl Driver {
         }
     }
 
-    /// Handles every complete packet read so far, in order, carrying out what each asks of
-    /// the broker before the next (so a SUBSCRIBE right behind a CONNECT sees the session).
-    async fn process_input(&mut self, input: &mut BytesMut) -> Result<(), Close> {
-        // One clock read per batch of packets that arrived together, not one per packet;
-        // read again only after a request that may have waited (a CONNECT's takeover).
-        let mut at = now();
+    /// Handles the complete packets read so far, in order, carrying out what each asks of the
+    /// broker before the next, up to a CONNECT: that one is given back for the caller to
+    /// carry out (it waits) before it calls again for the rest, so a SUBSCRIBE right behind
+    /// a CONNECT sees the session. Not async: the one wait is the caller's, and this
+    /// function's state is not part of every connection's future.
+    fn process_input(
+        &mut self,
+        input: &mut BytesMut,
+    ) -> Result<Option<Box<ConnectRequest>>, Close> {
+        // One clock read per batch of packets that arrived together, not one per packet.
+        let at = now();
         // A congested subscriber stops the batch too, not only the next read: the rest waits
         // in `input` until it has drained.
         while self.conn.transmit().len() < HIGH_WATER
@@ -288,15 +297,11 @@ impl Driver {
             }
             if let Some(request) = self.conn.handle_packet(at, packet)? {
                 if let Some(connect) = self.execute(request)? {
-                    // Boxed: a CONNECT (authentication, takeover) happens once per
-                    // connection, and its future inline would be room every connection
-                    // carries for its whole life.
-                    Box::pin(self.connect(connect)).await?;
-                    at = now();
+                    return Ok(Some(connect));
                 }
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Authenticates a CONNECT and finds, takes over or creates its session. Boxed by the
@@ -330,13 +335,12 @@ impl Driver {
             username: request.username.clone(),
             password: request.password.clone(),
             peer: self.info.peer,
-            listener: self.info.listener.to_string(),
+            listener: Arc::clone(&self.info.listener),
             transport: self.info.transport,
             protocol: "mqtt",
             peer_cert: self.info.peer_cert.clone(),
         };
         let (result, attachment) = self.broker.connect(&request, auth).await;
-        self.username = request.username.clone();
         self.attachment = attachment;
         self.conn.handle_connect_result(now(), result)?;
         tracing::debug!(
@@ -359,7 +363,10 @@ impl Driver {
             Request::Connect(request) => return Ok(Some(request)),
             Request::Publish(publish) => {
                 let qos = publish.message.qos;
-                let username = self.username.as_deref();
+                let username = self
+                    .attachment
+                    .as_ref()
+                    .and_then(|a| a.client.username.as_deref());
                 let allowed = self.broker.hooks().authorize_publish(
                     self.conn.client_id(),
                     username,
@@ -380,7 +387,7 @@ impl Driver {
                     (Some(attachment), Some(session)) => self.broker.subscribe(
                         &attachment.entry,
                         session,
-                        self.username.as_deref(),
+                        attachment.client.username.as_deref(),
                         subscribe.subscription_id,
                         subscribe.filters,
                     ),
@@ -411,7 +418,9 @@ impl Driver {
         }
         let filters = self.broker.auto_subscriptions(
             self.conn.client_id(),
-            self.username.as_deref(),
+            self.attachment
+                .as_ref()
+                .and_then(|a| a.client.username.as_deref()),
             self.info.peer,
         );
         let max_levels = self.broker.config().mqtt.max_topic_levels;
@@ -430,7 +439,7 @@ impl Driver {
             let codes = self.broker.subscribe(
                 &attachment.entry,
                 session,
-                self.username.as_deref(),
+                attachment.client.username.as_deref(),
                 None,
                 requests,
             );
@@ -524,12 +533,9 @@ enum Event {
 /// turns, so a busy connection takes no lock to wait, and an idle connection's task holds
 /// nothing for the wait but these references.
 struct Wait<'a, S> {
+    driver: &'a mut Driver,
     stream: &'a mut S,
-    conn: &'a Connection,
-    attachment: Option<&'a Attachment>,
-    shutdown: &'a CancellationToken,
     cancelled: Option<&'a mut Cancelled>,
-    hold: Option<&'a mut Hold>,
     input: &'a mut BytesMut,
     timer: Option<Pin<&'a mut tokio::time::Sleep>>,
     /// Whether there is something to write or flush.
@@ -543,7 +549,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for Wait<'_, S> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Event> {
         let this = self.get_mut();
-        if this.shutdown.is_cancelled()
+        if this.driver.broker.shutdown_token().is_cancelled()
             || this
                 .cancelled
                 .as_mut()
@@ -554,7 +560,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for Wait<'_, S> {
                 ReasonCode::SERVER_SHUTTING_DOWN,
             ));
         }
-        if let Some(attachment) = this.attachment {
+        if let Some(attachment) = &this.driver.attachment {
             if let Some(kick) = attachment.entry.take_kick(attachment.generation) {
                 return Poll::Ready(Event::Close(kick.kind, kick.code));
             }
@@ -564,7 +570,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for Wait<'_, S> {
         // is empty, they are flushed, or the peer could wait forever for the tail of a reply.
         // A flush of a TCP stream is a no-op.
         if this.write {
-            let out = this.conn.transmit();
+            let out = this.driver.conn.transmit();
             let stream = Pin::new(&mut *this.stream);
             let sent = if out.is_empty() {
                 stream.poll_flush(cx).map_ok(|()| Event::Flushed)
@@ -579,8 +585,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for Wait<'_, S> {
                 Poll::Pending => {}
             }
         }
-        let holding = this.hold.is_some();
-        if let Some(hold) = this.hold.as_mut() {
+        let holding = this.driver.hold.is_some();
+        if let Some(hold) = this.driver.hold.as_mut() {
             if hold.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Event::Released);
             }
@@ -603,7 +609,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for Wait<'_, S> {
                 Poll::Pending => {}
             }
         }
-        if let Some(attachment) = this.attachment {
+        if let Some(attachment) = &this.driver.attachment {
             let signal = attachment.entry.mailbox.signal();
             if !this.read {
                 // No room for deliveries: only a kick or the shutdown may wake it here.
@@ -699,7 +705,7 @@ mod footprint {
         let (stream, _peer) = tokio::io::duplex(64);
         let task = serve_mqtt(stream, info, broker);
         let size = std::mem::size_of_val(&task);
-        assert!(size <= 1024, "serve_mqtt's future is {size} bytes");
+        assert!(size <= 848, "serve_mqtt's future is {size} bytes");
         let conn = std::mem::size_of::<Connection>();
         assert!(conn <= 400, "Connection is {conn} bytes");
     }

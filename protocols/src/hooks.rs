@@ -21,8 +21,8 @@ pub struct AuthRequest {
     pub password: Option<Bytes>,
     /// Remote address.
     pub peer: SocketAddr,
-    /// Listener that accepted the connection (`tcp:default`).
-    pub listener: String,
+    /// Listener that accepted the connection (`tcp:default`), shared with the listener.
+    pub listener: Arc<str>,
     /// Transport: `tcp`, `ssl`, `ws`, `wss`, `quic` or `udp`.
     pub transport: &'static str,
     /// Protocol: `mqtt`, or `coap` / `lwm2m` for a gateway's virtual client.

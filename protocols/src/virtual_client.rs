@@ -107,7 +107,7 @@ impl Broker {
             username: connect.username.clone(),
             password: connect.password,
             peer: connect.peer,
-            listener: connect.listener.to_string(),
+            listener: Arc::clone(&connect.listener),
             transport: connect.transport,
             protocol: connect.protocol,
             peer_cert: None,
