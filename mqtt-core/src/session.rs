@@ -74,6 +74,10 @@ pub struct Session {
     /// The window: the lower of `max_inflight` and the client's Receive Maximum.
     window: usize,
     /// Made on the first inbound QoS 2 message: most sessions never see one.
+    #[allow(
+        clippy::box_collection,
+        reason = "boxed so that a session without QoS 2 carries a pointer, not an empty map"
+    )]
     awaiting_rel: Option<Box<HashMap<PacketId, Instant>>>,
     max_awaiting_rel: usize,
     await_rel_timeout: Duration,
