@@ -24,7 +24,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::{
     ByteStr, Packet, PacketId, ProtocolVersion, QoS, ReasonCode,
@@ -753,6 +753,7 @@ impl Connection {
                         properties,
                         expires_at: None,
                         publisher: client_id.clone(),
+                        wire: crate::message::WireCache::default(),
                     },
                     delay: Duration::from_secs(
                         will.properties.will_delay_interval.unwrap_or(0).into(),
@@ -979,6 +980,7 @@ impl Connection {
             properties,
             expires_at,
             publisher: self.client_id.clone(),
+            wire: crate::message::WireCache::default(),
         };
         Ok(Some(Request::Publish(PublishRequest {
             message: Arc::new(message),
@@ -1160,6 +1162,12 @@ impl Connection {
 
     /// Sends a delivery from the session's queue.
     pub fn handle_delivery(&mut self, now: Instant, delivery: Delivery) -> DeliveryOutcome {
+        if self.session.is_none() {
+            return DeliveryOutcome::Expired;
+        }
+        if let Some(outcome) = self.write_shared_encoding(&delivery) {
+            return outcome;
+        }
         let Some(session) = self.session.as_mut() else {
             return DeliveryOutcome::Expired;
         };
@@ -1176,6 +1184,57 @@ impl Connection {
             return DeliveryOutcome::TooLarge;
         }
         DeliveryOutcome::Sent
+    }
+
+    /// Sends a QoS 0 delivery that this subscriber adds nothing to (no subscription
+    /// identifier, no topic alias, no expiry) by copying the message's shared encoding (see
+    /// [`WireCache`](crate::message::WireCache)), when the message has other subscribers to share it with or is encoded
+    /// already. `None`: the delivery takes the usual path.
+    fn write_shared_encoding(&mut self, delivery: &Delivery) -> Option<DeliveryOutcome> {
+        let message = &delivery.message;
+        let plain = delivery.qos == QoS::AtMostOnce
+            && delivery.subscription_ids.is_empty()
+            && message.expires_at.is_none()
+            && self.client_topic_alias_max == 0;
+        // Three owners or more: other deliveries of it are pending (beside this one, an owner
+        // may be the retained store, or the publisher still routing it). A message with one
+        // subscriber is encoded straight into the transmit buffer, with no copy to share.
+        if !plain || (Arc::strong_count(message) < 3 && !message.wire.is_filled()) {
+            return None;
+        }
+        let version = self.version;
+        let rest = message.wire.get_or_encode(version, || {
+            let publish = Publish {
+                dup: false,
+                qos: QoS::AtMostOnce,
+                retain: false,
+                topic: message.topic.as_bytestr().clone(),
+                packet_id: None,
+                properties: message.properties.clone(),
+                payload: message.payload.clone(),
+            };
+            let mut wire = BytesMut::new();
+            if let Err(error) = codec::encode(&Packet::Publish(publish), version, &mut wire) {
+                tracing::warn!(%error, "could not encode packet");
+            }
+            let wire = wire.freeze();
+            if wire.is_empty() {
+                wire
+            } else {
+                wire.slice(1..)
+            }
+        })?;
+        if rest.is_empty() {
+            return None;
+        }
+        if u32::try_from(rest.len() + 1).map_or(true, |size| size > self.client_max_packet_size) {
+            // Never send a client more than it accepts [MQTT-3.1.2-24].
+            return Some(DeliveryOutcome::TooLarge);
+        }
+        // PUBLISH, QoS 0, not DUP; RETAIN as this subscriber gets it.
+        self.out.put_u8(0x30 | u8::from(delivery.retain));
+        self.out.extend_from_slice(rest);
+        Some(DeliveryOutcome::Sent)
     }
 
     /// Encodes an outbound PUBLISH, replacing its topic by an alias when the client accepts

@@ -1,11 +1,15 @@
 //! [`Message`]: an application message inside the broker, and [`Delivery`]: one subscriber's copy.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    fmt,
+    sync::{Arc, OnceLock},
+    time::Instant,
+};
 
 use bytes::Bytes;
 
 use crate::{
-    ByteStr, QoS,
+    ByteStr, ProtocolVersion, QoS,
     packet::PublishProperties,
     topic::{TopicFilter, TopicName},
 };
@@ -32,6 +36,61 @@ pub struct Message {
     pub expires_at: Option<Instant>,
     /// Client id of the publisher (for No Local and shared-subscription hashing).
     pub publisher: ByteStr,
+    /// The message encoded once for its many subscribers (see [`WireCache`]); build it with
+    /// `WireCache::default()`.
+    pub wire: WireCache,
+}
+
+/// A message's QoS 0 PUBLISH as every subscriber gets it who adds nothing of its own (no
+/// subscription identifier, no topic alias, no expiry to count down), after the first byte
+/// (which carries the RETAIN flag, set per subscriber), for one protocol version: encoded by
+/// the first such subscriber of a message that has several, and copied by the others, so a
+/// fan-out encodes once rather than once per subscriber.
+///
+/// It is a cache, not part of the message: clones start empty, and it takes no part in
+/// equality.
+#[derive(Default)]
+pub struct WireCache(OnceLock<(ProtocolVersion, Bytes)>);
+
+impl WireCache {
+    /// The encoding for `version`: the cached one, or `encode`'s, cached if the cache is
+    /// free. `None` when it holds another version's (a message whose subscribers speak both
+    /// versions is cached for the first to ask).
+    pub fn get_or_encode(
+        &self,
+        version: ProtocolVersion,
+        encode: impl FnOnce() -> Bytes,
+    ) -> Option<&Bytes> {
+        let (cached, bytes) = self.0.get_or_init(|| (version, encode()));
+        (*cached == version).then_some(bytes)
+    }
+
+    /// Whether an encoding is cached.
+    pub fn is_filled(&self) -> bool {
+        self.0.get().is_some()
+    }
+}
+
+impl Clone for WireCache {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for WireCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for WireCache {}
+
+impl fmt::Debug for WireCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("WireCache")
+            .field(&self.0.get().map(|(version, bytes)| (version, bytes.len())))
+            .finish()
+    }
 }
 
 impl Message {

@@ -151,6 +151,7 @@ mod tests {
                 properties: PublishProperties::default(),
                 expires_at: None,
                 publisher: ByteStr::from("p"),
+                wire: crate::message::WireCache::default(),
             }),
             qos,
             retain: false,

@@ -387,6 +387,7 @@ mod tests {
             properties: Default::default(),
             expires_at: None,
             publisher: ByteStr::from("p"),
+            wire: crate::message::WireCache::default(),
         };
         Delivery {
             message: Arc::new(message),

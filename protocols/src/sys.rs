@@ -67,6 +67,7 @@ impl SysPublisher {
             properties: PublishProperties::default(),
             expires_at: None,
             publisher: ByteStr::from_static("$SYS"),
+            wire: tributary_mqtt_core::message::WireCache::default(),
         };
         self.broker
             .publish(Arc::new(message), &mut crate::broker::Routing::default());

@@ -193,6 +193,7 @@ impl VirtualClient {
             properties: PublishProperties::default(),
             expires_at: expiry.map(|e| now() + e),
             publisher: self.client.client_id.clone(),
+            wire: tributary_mqtt_core::message::WireCache::default(),
         };
         let routed = self.broker.publish(Arc::new(message), &mut self.routing);
         self.routing.congested.clear();

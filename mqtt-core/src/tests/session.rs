@@ -318,6 +318,7 @@ fn message(
         properties: Default::default(),
         expires_at: expires_in.map(|d| world.now() + d),
         publisher: ByteStr::from("someone"),
+        wire: crate::message::WireCache::default(),
     })
 }
 
@@ -527,4 +528,97 @@ fn subscription_identifiers_are_forwarded() {
             .subscription_identifiers
             .is_empty()
     );
+}
+
+#[test]
+fn a_message_with_many_subscribers_is_encoded_once_and_reads_the_same_everywhere() {
+    // Subscribers of both versions, one with a subscription identifier (which opts it out of
+    // the shared encoding), and the RETAIN flag set for one delivery only.
+    let mut world = World::new(MqttSettings::default());
+    let v311 = world.add_client(ProtocolVersion::V311);
+    let v5 = world.add_client(ProtocolVersion::V5);
+    let v5_id = world.add_client(ProtocolVersion::V5);
+    for (c, id) in [(v311, "a"), (v5, "b"), (v5_id, "c")] {
+        world.connect_ok(c, id);
+    }
+    let mut m = Message {
+        topic: TopicName::new(ByteStr::from("t/fan"), 128).expect("topic"),
+        payload: Bytes::from_static(b"payload"),
+        qos: QoS::AtMostOnce,
+        retain: true,
+        properties: Default::default(),
+        expires_at: None,
+        publisher: ByteStr::from("someone"),
+        wire: crate::message::WireCache::default(),
+    };
+    m.properties.content_type = Some(ByteStr::from("text/plain"));
+    m.properties.user_properties = vec![(ByteStr::from("k"), ByteStr::from("v"))];
+    let m = Arc::new(m);
+    // Held by other pending deliveries, as in a fan-out.
+    let others = [Arc::clone(&m), Arc::clone(&m)];
+    let now = world.now();
+    for (c, retain, ids) in [
+        (v311, false, vec![]),
+        (v311, true, vec![]),
+        (v5, false, vec![]),
+        (v5_id, false, vec![7]),
+    ] {
+        let mut d = delivery(Arc::clone(&m), QoS::AtMostOnce);
+        d.retain = retain;
+        d.subscription_ids = ids;
+        assert_eq!(
+            world.conn_mut(c).handle_delivery(now, d),
+            DeliveryOutcome::Sent
+        );
+    }
+    assert!(
+        m.wire.is_filled(),
+        "encoded for the first version that asked"
+    );
+    let got = |world: &mut World, c| -> Vec<Publish> {
+        publishes(&world.recv(c)).into_iter().cloned().collect()
+    };
+    let a = got(&mut world, v311);
+    assert_eq!(a.len(), 2);
+    for (p, retain) in a.iter().zip([false, true]) {
+        assert_eq!(
+            (p.topic.as_str(), &p.payload[..], p.retain),
+            ("t/fan", &b"payload"[..], retain)
+        );
+        assert_eq!(p.qos, QoS::AtMostOnce);
+    }
+    let b = got(&mut world, v5);
+    assert_eq!(b[0].properties.content_type.as_deref(), Some("text/plain"));
+    assert_eq!(b[0].properties.user_properties.len(), 1);
+    assert!(!b[0].retain);
+    let c = got(&mut world, v5_id);
+    assert_eq!(c[0].properties.subscription_identifiers, [7]);
+    assert_eq!(c[0].properties.content_type.as_deref(), Some("text/plain"));
+
+    // A fresh copy, asked for by v5 first: the v5 encoding is the shared one now.
+    let m2 = Arc::new(Message::clone(&m));
+    assert!(!m2.wire.is_filled(), "a clone starts with no encoding");
+    let more = [Arc::clone(&m2), Arc::clone(&m2)];
+    for (c, retain) in [(v5, true), (v5, false), (v311, true)] {
+        let mut d = delivery(Arc::clone(&m2), QoS::AtMostOnce);
+        d.retain = retain;
+        assert_eq!(
+            world.conn_mut(c).handle_delivery(now, d),
+            DeliveryOutcome::Sent
+        );
+    }
+    let b = got(&mut world, v5);
+    assert_eq!(b.len(), 2);
+    for (p, retain) in b.iter().zip([true, false]) {
+        assert_eq!(p.retain, retain);
+        assert_eq!(p.properties.content_type.as_deref(), Some("text/plain"));
+        assert_eq!(p.properties.user_properties.len(), 1);
+        assert_eq!(&p.payload[..], b"payload");
+    }
+    let a = got(&mut world, v311);
+    assert_eq!(
+        (a.len(), a[0].retain, &a[0].payload[..]),
+        (1, true, &b"payload"[..])
+    );
+    drop((others, more));
 }
