@@ -114,8 +114,8 @@ struct MailboxState {
     unlogged_drops: u64,
     last_drop_log: Option<Instant>,
     flow: Flow,
-    /// When `flow` last became `Congested`.
-    congested_since: Option<Instant>,
+    /// When `flow` last became `Congested` or `Slow`.
+    flow_since: Option<Instant>,
     /// Deliveries taken out so far: a waiting publisher's measure of progress.
     popped: u64,
 }
@@ -135,14 +135,15 @@ struct MailboxState {
 /// still over its low-water mark [`FLOW_MAX_HOLD`] after it became congested (a client on a
 /// slow link), is a slow consumer. It is marked `Slow` and holds nobody back (RELIABILITY 30:
 /// a slow subscriber never slows a publisher for long); its queue applies the drop policy
-/// until it has drained.
+/// until it has drained, or until it is tried again after [`SLOW_RETRY`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flow {
     /// Under the high-water mark.
     Open,
     /// Over it: publishers routing here wait for `drained`.
     Congested,
-    /// Did not drain while publishers waited: holds nobody back until it has drained.
+    /// Did not drain while publishers waited: holds nobody back until it has drained, or
+    /// until [`SLOW_RETRY`] has passed.
     Slow,
 }
 
@@ -158,6 +159,14 @@ pub(crate) const FLOW_WAIT: Duration = Duration::from_millis(100);
 /// every other subscriber of their messages.
 const FLOW_MAX_HOLD: Duration = Duration::from_millis(250);
 
+/// How long a subscriber counts as a slow consumer before flow control tries it again (while
+/// its queue is still over the high-water mark: publishers wait for it once more). One that
+/// only stalled for a moment (its client or its task got no CPU for 100 ms) would otherwise
+/// stay `Slow` for as long as its publishers keep its queue full, its messages dropped all
+/// the while; one that is still slow is found so again within `FLOW_WAIT` or
+/// `FLOW_MAX_HOLD`, so it costs its publishers at most that once per period.
+const SLOW_RETRY: Duration = Duration::from_secs(2);
+
 /// How often a session with a full queue logs its drops.
 const DROP_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -172,7 +181,7 @@ impl Mailbox {
                 unlogged_drops: 0,
                 last_drop_log: None,
                 flow: Flow::Open,
-                congested_since: None,
+                flow_since: None,
                 popped: 0,
             }),
             signal: Signal::default(),
@@ -262,11 +271,12 @@ impl Mailbox {
                 // is slow; one that is draining (short of CPU, or waiting for its acks) keeps
                 // its publishers waiting, so what it will take is never dropped.
                 let stuck = state.popped == popped_before
-                    || state.congested_since.is_some_and(|since| {
+                    || state.flow_since.is_some_and(|since| {
                         crate::broker::now().saturating_duration_since(since) >= FLOW_MAX_HOLD
                     });
                 if state.flow == Flow::Congested && stuck {
                     state.flow = Flow::Slow;
+                    state.flow_since = Some(crate::broker::now());
                     tracing::debug!(client_id = %self.client_id, "subscriber does not drain its queue: a slow consumer, publishers no longer wait for it");
                     return false;
                 }
@@ -411,13 +421,21 @@ impl MailboxState {
     /// Whether publishers should hold back: the queue is over its high-water mark and not
     /// known to be a slow consumer.
     fn congested(&mut self) -> bool {
+        if self.flow == Flow::Slow
+            && self.flow_since.is_some_and(|since| {
+                crate::broker::now().saturating_duration_since(since) >= SLOW_RETRY
+            })
+        {
+            // Tried again: see SLOW_RETRY.
+            self.flow = Flow::Open;
+        }
         match self.flow {
             Flow::Congested => true,
             Flow::Slow => false,
             Flow::Open => {
                 if self.queue.max_len() > 1 && self.queue.len() > self.high_water() {
                     self.flow = Flow::Congested;
-                    self.congested_since = Some(crate::broker::now());
+                    self.flow_since = Some(crate::broker::now());
                     true
                 } else {
                     false
@@ -458,5 +476,55 @@ impl Eq for Subscriber {}
 impl Hash for Subscriber {
     fn hash<H: Hasher>(&self, state: &mut H) {
         std::ptr::hash(Arc::as_ptr(&self.0), state);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used)]
+
+    use bytes::Bytes;
+    use tributary_mqtt_core::{TopicName, message::Message};
+
+    use super::*;
+
+    fn delivery() -> Delivery {
+        Delivery {
+            message: Arc::new(Message {
+                topic: TopicName::new(ByteStr::from("t"), 0).expect("topic"),
+                payload: Bytes::from_static(b"x"),
+                qos: QoS::AtMostOnce,
+                retain: false,
+                properties: Default::default(),
+                expires_at: None,
+                publisher: ByteStr::from("p"),
+                wire: tributary_mqtt_core::message::WireCache::default(),
+            }),
+            qos: QoS::AtMostOnce,
+            retain: false,
+            subscription_ids: Vec::new(),
+            share: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_consumer_is_tried_again_after_a_while() {
+        let stats = Stats::default();
+        let mailbox = Mailbox::new(ByteStr::from("sub"), 1000, true);
+        mailbox.set_online(true);
+        let congested: Vec<bool> = (0..=FLOW_HIGH_WATER_CAP)
+            .map(|_| mailbox.push(delivery(), &stats))
+            .collect();
+        assert_eq!(congested.iter().filter(|c| **c).count(), 1, "past the mark");
+        // It takes nothing while a publisher waits: a slow consumer, nobody is held back.
+        let until = tokio::time::Instant::now() + FLOW_WAIT;
+        assert!(!mailbox.wait_drained(until).await);
+        assert!(!mailbox.push(delivery(), &stats));
+        tokio::time::advance(SLOW_RETRY / 2).await;
+        assert!(!mailbox.push(delivery(), &stats), "still slow");
+        // Tried again: still over the mark, so its publishers wait for it once more.
+        tokio::time::advance(SLOW_RETRY / 2).await;
+        assert!(mailbox.push(delivery(), &stats));
+        assert_eq!(Stats::get(&stats.delivery_dropped_queue_full), 0);
     }
 }
