@@ -118,6 +118,9 @@ struct MailboxState {
     flow_since: Option<Instant>,
     /// Deliveries taken out so far: a waiting publisher's measure of progress.
     popped: u64,
+    /// Times in a row it was found slow without draining in between: how long until it is
+    /// tried again (see [`SLOW_RETRY`]).
+    slow_strikes: u32,
 }
 
 /// Flow control between publishers and one online subscriber.
@@ -164,8 +167,14 @@ const FLOW_MAX_HOLD: Duration = Duration::from_millis(250);
 /// only stalled for a moment (its client or its task got no CPU for 100 ms) would otherwise
 /// stay `Slow` for as long as its publishers keep its queue full, its messages dropped all
 /// the while; one that is still slow is found so again within `FLOW_WAIT` or
-/// `FLOW_MAX_HOLD`, so it costs its publishers at most that once per period.
+/// `FLOW_MAX_HOLD`. The period doubles each time it is found slow again, up to 64 s, and
+/// starts over once it drains: a subscriber that stays slow (RELIABILITY 30: one that reads
+/// a message a second) costs its publishers 100 ms after 2 s, 4 s, 8 s... and then 100 ms a
+/// minute.
 const SLOW_RETRY: Duration = Duration::from_secs(2);
+
+/// The most doublings of [`SLOW_RETRY`]: 2 s << 5 = 64 s.
+const SLOW_RETRY_DOUBLINGS: u32 = 5;
 
 /// How often a session with a full queue logs its drops.
 const DROP_LOG_INTERVAL: Duration = Duration::from_secs(60);
@@ -183,6 +192,7 @@ impl Mailbox {
                 flow: Flow::Open,
                 flow_since: None,
                 popped: 0,
+                slow_strikes: 0,
             }),
             signal: Signal::default(),
             drained: Notify::new(),
@@ -277,6 +287,7 @@ impl Mailbox {
                 if state.flow == Flow::Congested && stuck {
                     state.flow = Flow::Slow;
                     state.flow_since = Some(crate::broker::now());
+                    state.slow_strikes = state.slow_strikes.saturating_add(1);
                     tracing::debug!(client_id = %self.client_id, "subscriber does not drain its queue: a slow consumer, publishers no longer wait for it");
                     return false;
                 }
@@ -292,6 +303,7 @@ impl Mailbox {
         if state.flow != Flow::Open && state.queue.len() <= state.low_water() {
             let waiting = state.flow == Flow::Congested;
             state.flow = Flow::Open;
+            state.slow_strikes = 0;
             if waiting {
                 self.drained.notify_waiters();
             }
@@ -423,7 +435,7 @@ impl MailboxState {
     fn congested(&mut self) -> bool {
         if self.flow == Flow::Slow
             && self.flow_since.is_some_and(|since| {
-                crate::broker::now().saturating_duration_since(since) >= SLOW_RETRY
+                crate::broker::now().saturating_duration_since(since) >= self.slow_retry()
             })
         {
             // Tried again: see SLOW_RETRY.
@@ -442,6 +454,15 @@ impl MailboxState {
                 }
             }
         }
+    }
+
+    /// How long a `Slow` mark lasts this time (see [`SLOW_RETRY`]).
+    fn slow_retry(&self) -> Duration {
+        let doublings = self
+            .slow_strikes
+            .saturating_sub(1)
+            .min(SLOW_RETRY_DOUBLINGS);
+        SLOW_RETRY * (1 << doublings)
     }
 
     fn high_water(&self) -> usize {
@@ -526,5 +547,23 @@ mod tests {
         tokio::time::advance(SLOW_RETRY / 2).await;
         assert!(mailbox.push(delivery(), &stats));
         assert_eq!(Stats::get(&stats.delivery_dropped_queue_full), 0);
+        // Slow again: the next try comes after twice as long.
+        let until = tokio::time::Instant::now() + FLOW_WAIT;
+        assert!(!mailbox.wait_drained(until).await);
+        tokio::time::advance(SLOW_RETRY).await;
+        assert!(!mailbox.push(delivery(), &stats), "still slow after 2 s");
+        tokio::time::advance(SLOW_RETRY).await;
+        assert!(mailbox.push(delivery(), &stats), "tried again after 4 s");
+        // Once it drains, it starts over.
+        let mut conn_free = Vec::new();
+        while mailbox.pop_into(&mut conn_free, 256) {}
+        conn_free.clear();
+        for _ in 0..=FLOW_HIGH_WATER_CAP {
+            let _ = mailbox.push(delivery(), &stats);
+        }
+        let until = tokio::time::Instant::now() + FLOW_WAIT;
+        assert!(!mailbox.wait_drained(until).await);
+        tokio::time::advance(SLOW_RETRY).await;
+        assert!(mailbox.push(delivery(), &stats), "tried again after 2 s");
     }
 }
