@@ -367,3 +367,86 @@ async fn auto_subscribe_fills_in_client_id_and_username() {
     // dev2 has no username: no `user/.../#` subscription for it.
     v4dev.assert_no_publish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qos0_message_fanned_out_reads_the_same_on_every_subscriber() {
+    // Several subscribers per version, so the message's shared encoding (encoded once, copied
+    // by the others) serves most deliveries; a subscription identifier and Retain As
+    // Published take each their own path or flag, and must still see the same message.
+    let gw = start_gateway().await;
+    let mut v4s = Vec::new();
+    for i in 0..3 {
+        let mut s = V4::connect(v4_options(&gw, &format!("fan4_{i}"))).await;
+        s.subscribe("fan/t", QoS::AtMostOnce).await;
+        v4s.push(s);
+    }
+    let mut v5s = Vec::new();
+    for i in 0..3 {
+        let mut s = V5::connect(v5_options(&gw, &format!("fan5_{i}"))).await;
+        s.subscribe("fan/t", Q5::AtMostOnce).await;
+        v5s.push(s);
+    }
+    let mut rap = V5::connect(v5_options(&gw, "fan_rap")).await;
+    let mut f = Filter::new("fan/t", Q5::AtMostOnce);
+    f.preserve_retain = true;
+    rap.subscribe_filter(f, None).await;
+    let mut with_id = V5::connect(v5_options(&gw, "fan_id")).await;
+    let props = SubscribeProperties {
+        id: Some(9),
+        user_properties: vec![],
+    };
+    with_id
+        .subscribe_filter(Filter::new("fan/t", Q5::AtMostOnce), Some(props))
+        .await;
+
+    let mut publisher = V5::connect(v5_options(&gw, "fan_pub")).await;
+    let properties = rumqttc::v5::mqttbytes::v5::PublishProperties {
+        content_type: Some("text/plain".into()),
+        user_properties: vec![("k".into(), "v".into())],
+        ..Default::default()
+    };
+    const N: usize = 20;
+    for i in 0..N {
+        let retain = i % 2 == 0;
+        let payload = format!("m{i}");
+        publisher
+            .publish_with(
+                "fan/t",
+                Q5::AtMostOnce,
+                retain,
+                payload.as_bytes(),
+                properties.clone(),
+            )
+            .await;
+    }
+
+    for s in &mut v4s {
+        for i in 0..N {
+            let p = s.next_publish().await;
+            assert_eq!(
+                (p.topic.as_ref(), text(&p.payload)),
+                (&b"fan/t"[..], format!("m{i}"))
+            );
+            assert!(!p.retain, "3.1.1: RETAIN 0 on live messages");
+        }
+    }
+    let mut all_v5: Vec<(&mut V5, bool, Vec<usize>)> =
+        v5s.iter_mut().map(|s| (s, false, vec![])).collect();
+    all_v5.push((&mut rap, true, vec![]));
+    all_v5.push((&mut with_id, false, vec![9]));
+    for (s, keeps_retain, ids) in all_v5 {
+        for i in 0..N {
+            let p = s.next_publish().await;
+            assert_eq!(
+                (p.topic.as_ref(), text(&p.payload)),
+                (&b"fan/t"[..], format!("m{i}"))
+            );
+            assert_eq!(p.retain, keeps_retain && i % 2 == 0, "message {i}");
+            let props = p.properties.expect("properties forwarded");
+            assert_eq!(props.content_type.as_deref(), Some("text/plain"));
+            assert_eq!(props.user_properties, [("k".to_owned(), "v".to_owned())]);
+            assert_eq!(props.subscription_identifiers, ids);
+        }
+        s.assert_no_publish().await;
+    }
+}
