@@ -32,7 +32,7 @@ use crate::{
     message::{Delivery, Message},
     packet::{
         AckProperties, ConnAck, ConnAckProperties, Connect, Disconnect, DisconnectProperties,
-        PubResponse, Publish, SubAck, SubscriptionOptions, UnsubAck,
+        PubResponse, Publish, PublishRef, SubAck, SubscriptionOptions, UnsubAck,
     },
     session::{AckOutcome, IncomingQos2, Resend, Session},
     settings::MqttSettings,
@@ -506,7 +506,7 @@ impl Connection {
         for packet in resend {
             match packet {
                 Resend::Publish(publish) => {
-                    if !self.write_publish(*publish) {
+                    if !self.write_publish(PublishRef::from(&*publish)) {
                         tracing::warn!(client_id = %self.client_id, "inflight message larger than the client accepts; not resent");
                     }
                 }
@@ -1171,17 +1171,19 @@ impl Connection {
         let Some(session) = self.session.as_mut() else {
             return DeliveryOutcome::Expired;
         };
-        let Some(publish) = session.deliver(now, delivery) else {
+        // A message that expired on its way is dropped, as the v5 spec requires.
+        if delivery.message.is_expired(now) {
             return DeliveryOutcome::Expired;
-        };
-        let packet_id = publish.packet_id;
-        if !self.write_publish(publish) {
+        }
+        // Encoded straight from the delivery: no PUBLISH is built for it.
+        let packet_id = (delivery.qos != QoS::AtMostOnce).then(|| session.take_packet_id());
+        if !self.write_publish(delivery.publish(now, packet_id)) {
             // Never send a client more than it accepts [MQTT-3.1.2-24]: the message is
-            // dropped, and its window slot freed.
-            if let (Some(id), Some(session)) = (packet_id, self.session.as_mut()) {
-                session.forget(id);
-            }
+            // dropped, and takes no window slot.
             return DeliveryOutcome::TooLarge;
+        }
+        if let (Some(id), Some(session)) = (packet_id, self.session.as_mut()) {
+            session.sent(now, id, delivery);
         }
         DeliveryOutcome::Sent
     }
@@ -1204,17 +1206,20 @@ impl Connection {
         }
         let version = self.version;
         let rest = message.wire.get_or_encode(version, || {
-            let publish = Publish {
+            let publish = PublishRef {
                 dup: false,
                 qos: QoS::AtMostOnce,
                 retain: false,
-                topic: message.topic.as_bytestr().clone(),
+                topic: message.topic.as_bytestr(),
                 packet_id: None,
-                properties: message.properties.clone(),
-                payload: message.payload.clone(),
+                properties: &message.properties,
+                message_expiry_interval: None,
+                topic_alias: None,
+                subscription_identifiers: &[],
+                payload: &message.payload,
             };
             let mut wire = BytesMut::new();
-            if let Err(error) = codec::encode(&Packet::Publish(publish), version, &mut wire) {
+            if let Err(error) = codec::encode_publish(&publish, version, &mut wire) {
                 tracing::warn!(%error, "could not encode packet");
             }
             let wire = wire.freeze();
@@ -1240,17 +1245,20 @@ impl Connection {
     /// Encodes an outbound PUBLISH, replacing its topic by an alias when the client accepts
     /// aliases: a repeated topic then costs two bytes instead of its length. Returns false,
     /// writing nothing, when the packet is larger than the client's Maximum Packet Size.
-    fn write_publish(&mut self, mut publish: Publish) -> bool {
+    fn write_publish(&mut self, publish: PublishRef<'_>) -> bool {
+        let no_topic = ByteStr::new();
+        // Rebound so that it may borrow `no_topic`.
+        let mut publish: PublishRef<'_> = publish;
         let mut new_alias = None;
         if self.client_topic_alias_max > 0 {
             let outbound = &mut self.aliases.get_or_insert_default().outbound;
-            if let Some(alias) = outbound.get(&publish.topic) {
-                publish.properties.topic_alias = Some(*alias);
-                publish.topic = ByteStr::new();
+            if let Some(alias) = outbound.get(publish.topic) {
+                publish.topic_alias = Some(*alias);
+                publish.topic = &no_topic;
             } else if let Ok(alias) = u16::try_from(outbound.len() + 1) {
                 if alias <= self.client_topic_alias_max {
                     outbound.insert(publish.topic.clone(), alias);
-                    publish.properties.topic_alias = Some(alias);
+                    publish.topic_alias = Some(alias);
                     new_alias = Some(publish.topic.clone());
                 }
             }
@@ -1258,7 +1266,9 @@ impl Connection {
         // Encode first and measure: cheaper than sizing every packet, and a too-large packet
         // is the rare case.
         let before = self.out.len();
-        self.write(&Packet::Publish(publish));
+        if let Err(error) = codec::encode_publish(&publish, self.version, &mut self.out) {
+            tracing::warn!(%error, "could not encode packet");
+        }
         let size = self.out.len() - before;
         if u32::try_from(size).map_or(true, |size| size > self.client_max_packet_size) {
             self.out.truncate(before);

@@ -9,8 +9,8 @@ use std::{
 use bytes::Bytes;
 
 use crate::{
-    ByteStr, ProtocolVersion, QoS,
-    packet::PublishProperties,
+    ByteStr, PacketId, ProtocolVersion, QoS,
+    packet::{PublishProperties, PublishRef},
     topic::{TopicFilter, TopicName},
 };
 
@@ -126,6 +126,26 @@ pub struct Delivery {
     /// The share group it was picked for, when a shared subscription alone matched: if the
     /// member's session ends before acknowledging it, the broker gives it to another member.
     pub share: Option<Arc<ShareOrigin>>,
+}
+
+impl Delivery {
+    /// The PUBLISH that sends it at `now`: the message, with the QoS and RETAIN flag of this
+    /// subscription, its subscription identifiers, and the expiry interval left.
+    pub fn publish(&self, now: Instant, packet_id: Option<PacketId>) -> PublishRef<'_> {
+        let message = &*self.message;
+        PublishRef {
+            dup: false,
+            qos: self.qos,
+            retain: self.retain,
+            topic: message.topic.as_bytestr(),
+            packet_id,
+            properties: &message.properties,
+            message_expiry_interval: message.remaining_expiry(now),
+            topic_alias: None,
+            subscription_identifiers: &self.subscription_ids,
+            payload: &message.payload,
+        }
+    }
 }
 
 /// A share group on a filter (`$share/{group}/{filter}`).

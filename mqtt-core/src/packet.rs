@@ -296,6 +296,55 @@ pub struct Publish {
     pub payload: Bytes,
 }
 
+/// A PUBLISH to send, made of borrowed parts: what a server sends a subscriber, encoded
+/// straight from the routed message and what the subscription adds to it, so that no
+/// [`Publish`] (and no copy of its properties) is built per delivery. Encode it with
+/// [`encode_publish`](crate::codec::encode_publish); a [`Publish`] is encoded through one too.
+///
+/// The properties that belong to one hop rather than to the message are fields of their own:
+/// `properties`' own Message Expiry Interval, Topic Alias and Subscription Identifiers are
+/// not sent.
+#[derive(Debug, Clone, Copy)]
+pub struct PublishRef<'a> {
+    /// DUP flag.
+    pub dup: bool,
+    /// QoS.
+    pub qos: QoS,
+    /// RETAIN flag.
+    pub retain: bool,
+    /// Topic name; empty when `topic_alias` stands for it.
+    pub topic: &'a ByteStr,
+    /// Packet identifier: `Some` exactly when `qos > 0`.
+    pub packet_id: Option<PacketId>,
+    /// The message's v5 properties, but for the three below.
+    pub properties: &'a PublishProperties,
+    /// Message Expiry Interval: the time the message has left.
+    pub message_expiry_interval: Option<u32>,
+    /// Topic Alias.
+    pub topic_alias: Option<u16>,
+    /// Subscription Identifiers of the subscriptions it matched.
+    pub subscription_identifiers: &'a [u32],
+    /// Application payload.
+    pub payload: &'a [u8],
+}
+
+impl<'a> From<&'a Publish> for PublishRef<'a> {
+    fn from(p: &'a Publish) -> Self {
+        Self {
+            dup: p.dup,
+            qos: p.qos,
+            retain: p.retain,
+            topic: &p.topic,
+            packet_id: p.packet_id,
+            properties: &p.properties,
+            message_expiry_interval: p.properties.message_expiry_interval,
+            topic_alias: p.properties.topic_alias,
+            subscription_identifiers: &p.properties.subscription_identifiers,
+            payload: &p.payload,
+        }
+    }
+}
+
 /// PUBLISH properties (spec 3.3.2.3).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PublishProperties {

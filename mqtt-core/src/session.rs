@@ -1,7 +1,8 @@
 //! [`Session`]: the state of an MQTT session that outlives its connection.
 //!
-//! Call order: a connection feeds it with [`Session::deliver`] (a delivery from the session's
-//! queue, only while [`Session::has_window`]), the acks it receives with `handle_*`, inbound
+//! Call order: a connection sends a QoS > 0 delivery from the session's queue (only while
+//! [`Session::has_window`]) with a packet id from [`Session::take_packet_id`], and records it
+//! with [`Session::sent`]; it feeds the session the acks it receives with `handle_*`, inbound
 //! QoS 2 publishes with [`Session::handle_incoming_qos2`] / [`Session::handle_pubrel`], and
 //! time with [`Session::expire_awaiting_rel`]. On reconnect, [`Session::resume`] yields what
 //! must be sent again (unacknowledged publishes with DUP, pending PUBRELs), in order.
@@ -138,24 +139,17 @@ impl Session {
         self.subscriptions.remove(filter)
     }
 
-    /// Turns a delivery into the PUBLISH to send, taking a packet id and a window slot for
-    /// QoS > 0. Returns `None` when the message expired on its way (it is dropped, as the v5
-    /// spec requires). The caller checks [`Session::has_window`] first for QoS > 0.
-    pub fn deliver(&mut self, now: Instant, delivery: Delivery) -> Option<Publish> {
-        if delivery.message.is_expired(now) {
-            return None;
-        }
-        let packet_id = match delivery.qos {
-            QoS::AtMostOnce => None,
-            QoS::AtLeastOnce | QoS::ExactlyOnce => {
-                let id = self.allocate_packet_id();
-                let publish = to_publish(now, &delivery, Some(id), false);
-                self.inflight
-                    .push_back((id, Outbound::Publish(delivery), now));
-                return Some(publish);
-            }
-        };
-        Some(to_publish(now, &delivery, packet_id, false))
+    /// Takes the packet id for a QoS > 0 delivery about to be sent; once it is written,
+    /// [`Session::sent`] takes the window slot. The caller checks [`Session::has_window`] first.
+    pub fn take_packet_id(&mut self) -> PacketId {
+        self.allocate_packet_id()
+    }
+
+    /// Records a QoS > 0 delivery sent with `id` as in flight until the client acknowledges
+    /// it: it takes a window slot, and is sent again on resume or `retry_interval`.
+    pub fn sent(&mut self, now: Instant, id: PacketId, delivery: Delivery) {
+        self.inflight
+            .push_back((id, Outbound::Publish(delivery), now));
     }
 
     fn allocate_packet_id(&mut self) -> PacketId {
@@ -197,12 +191,6 @@ impl Session {
     /// exchange ends here and the slot is freed.
     pub fn handle_pubrec_error(&mut self, id: PacketId) -> AckOutcome {
         self.remove_inflight(id, is_qos2)
-    }
-
-    /// Frees the window slot of a message that was never sent after all (it was too large
-    /// for the client).
-    pub fn forget(&mut self, id: PacketId) {
-        self.inflight.retain(|(used, ..)| *used != id);
     }
 
     /// PUBCOMP from the client.
@@ -335,9 +323,7 @@ pub enum Resend {
 
 fn resend(now: Instant, id: PacketId, state: &Outbound) -> Resend {
     match state {
-        Outbound::Publish(delivery) => {
-            Resend::Publish(Box::new(to_publish(now, delivery, Some(id), true)))
-        }
+        Outbound::Publish(delivery) => Resend::Publish(Box::new(to_publish(now, delivery, id))),
         Outbound::Release => Resend::PubRel(id),
     }
 }
@@ -346,12 +332,7 @@ fn is_qos2(state: &Outbound) -> bool {
     matches!(state, Outbound::Publish(d) if d.qos == QoS::ExactlyOnce)
 }
 
-fn to_publish(
-    now: Instant,
-    delivery: &Delivery,
-    packet_id: Option<PacketId>,
-    dup: bool,
-) -> Publish {
+fn to_publish(now: Instant, delivery: &Delivery, packet_id: PacketId) -> Publish {
     let message = &delivery.message;
     let mut properties = message.properties.clone();
     properties.message_expiry_interval = message.remaining_expiry(now);
@@ -359,11 +340,11 @@ fn to_publish(
         .subscription_identifiers
         .clone_from(&delivery.subscription_ids);
     Publish {
-        dup,
+        dup: true,
         qos: delivery.qos,
         retain: delivery.retain,
         topic: message.topic.as_bytestr().clone(),
-        packet_id,
+        packet_id: Some(packet_id),
         properties,
         payload: message.payload.clone(),
     }
@@ -404,10 +385,14 @@ mod tests {
         let start = Instant::now();
         let interval = Duration::from_secs(10);
         let mut session = Session::new(ByteStr::from("c"), 10, Duration::from_secs(300));
-        let first = session.deliver(start, delivery(QoS::AtLeastOnce)).unwrap();
-        let second = session
-            .deliver(start + Duration::from_secs(5), delivery(QoS::ExactlyOnce))
-            .unwrap();
+        let first = session.take_packet_id();
+        session.sent(start, first, delivery(QoS::AtLeastOnce));
+        let second = session.take_packet_id();
+        session.sent(
+            start + Duration::from_secs(5),
+            second,
+            delivery(QoS::ExactlyOnce),
+        );
         assert_eq!(session.next_retry(interval), Some(start + interval));
         assert!(
             session
@@ -418,7 +403,7 @@ mod tests {
         let due = session.retry_due(start + interval, interval);
         assert_eq!(due.len(), 1);
         match &due[0] {
-            Resend::Publish(p) => assert!(p.dup && p.packet_id == first.packet_id),
+            Resend::Publish(p) => assert!(p.dup && p.packet_id == Some(first)),
             other => panic!("unexpected {other:?}"),
         }
         // The second is due 5 s later; the first is not due again until a full interval on.
@@ -426,20 +411,11 @@ mod tests {
             session.next_retry(interval),
             Some(start + Duration::from_secs(15))
         );
-        assert_eq!(
-            session.handle_pubrec(second.packet_id.unwrap()),
-            AckOutcome::Known
-        );
+        assert_eq!(session.handle_pubrec(second), AckOutcome::Known);
         let due = session.retry_due(start + Duration::from_secs(15), interval);
-        assert_eq!(due, vec![Resend::PubRel(second.packet_id.unwrap())]);
-        assert_eq!(
-            session.handle_puback(first.packet_id.unwrap()),
-            AckOutcome::Known
-        );
-        assert_eq!(
-            session.handle_pubcomp(second.packet_id.unwrap()),
-            AckOutcome::Known
-        );
+        assert_eq!(due, vec![Resend::PubRel(second)]);
+        assert_eq!(session.handle_puback(first), AckOutcome::Known);
+        assert_eq!(session.handle_pubcomp(second), AckOutcome::Known);
         assert_eq!(session.next_retry(interval), None);
     }
 }

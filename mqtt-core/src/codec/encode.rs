@@ -12,7 +12,7 @@ use crate::{
     Packet, ProtocolVersion, QoS, ReasonCode,
     packet::{
         AckProperties, Auth, ConnAck, Connect, Disconnect, DisconnectProperties, PubResponse,
-        Publish, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
+        PublishRef, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
     },
 };
 
@@ -35,19 +35,51 @@ pub fn encode(
     version: ProtocolVersion,
     buf: &mut BytesMut,
 ) -> Result<(), EncodeError> {
-    let mut measure = Measure::default();
-    write_body(packet, version, &mut measure);
-    if let Some(error) = measure.error {
+    framed(
+        first_byte(packet),
+        buf,
+        |measure| write_body(packet, version, measure),
+        |buf| write_body(packet, version, buf),
+    )
+}
+
+/// Appends the wire form of the PUBLISH `p` in `version` to `buf`, as [`encode`] does for a
+/// [`Packet::Publish`]: what a server sends a subscriber, without building the packet.
+pub fn encode_publish(
+    p: &PublishRef<'_>,
+    version: ProtocolVersion,
+    buf: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    let v5 = version.is_v5();
+    framed(
+        publish_first_byte(p),
+        buf,
+        |measure| publish(p, v5, measure),
+        |buf| publish(p, v5, buf),
+    )
+}
+
+/// Measures a packet's body, then writes its fixed header and body: `measure` and `write`
+/// run the same layout function against the two sinks.
+fn framed(
+    first_byte: u8,
+    buf: &mut BytesMut,
+    measure: impl FnOnce(&mut Measure),
+    write: impl FnOnce(&mut BytesMut),
+) -> Result<(), EncodeError> {
+    let mut measured = Measure::default();
+    measure(&mut measured);
+    if let Some(error) = measured.error {
         return Err(error);
     }
-    let remaining = u32::try_from(measure.len)
+    let remaining = u32::try_from(measured.len)
         .ok()
         .filter(|&len| len <= MAX_REMAINING_LENGTH)
         .ok_or(EncodeError::TooLarge)?;
-    buf.reserve(1 + varint_len(remaining) + measure.len);
-    buf.put_u8(first_byte(packet));
+    buf.reserve(1 + varint_len(remaining) + measured.len);
+    buf.put_u8(first_byte);
     buf.varint(remaining);
-    write_body(packet, version, buf);
+    write(buf);
     Ok(())
 }
 
@@ -68,9 +100,7 @@ fn first_byte(packet: &Packet) -> u8 {
     match packet {
         Packet::Connect(_) => 0x10,
         Packet::ConnAck(_) => 0x20,
-        Packet::Publish(p) => {
-            0x30 | (u8::from(p.dup) << 3) | ((p.qos as u8) << 1) | u8::from(p.retain)
-        }
+        Packet::Publish(p) => publish_first_byte(&PublishRef::from(p)),
         Packet::PubAck(_) => 0x40,
         Packet::PubRec(_) => 0x50,
         Packet::PubRel(_) => 0x62,
@@ -84,6 +114,10 @@ fn first_byte(packet: &Packet) -> u8 {
         Packet::Disconnect(_) => 0xE0,
         Packet::Auth(_) => 0xF0,
     }
+}
+
+fn publish_first_byte(p: &PublishRef<'_>) -> u8 {
+    0x30 | (u8::from(p.dup) << 3) | ((p.qos as u8) << 1) | u8::from(p.retain)
 }
 
 /// Where a packet's body goes: [`Measure`] to size and check it, `BytesMut` to write it.
@@ -182,7 +216,7 @@ fn write_body<S: Sink>(packet: &Packet, version: ProtocolVersion, s: &mut S) {
     match packet {
         Packet::Connect(c) => connect(c, version, s),
         Packet::ConnAck(c) => connack(c, v5, s),
-        Packet::Publish(p) => publish(p, v5, s),
+        Packet::Publish(p) => publish(&PublishRef::from(p), v5, s),
         Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r) => {
             pub_response(r, v5, s);
         }
@@ -247,7 +281,7 @@ fn connack<S: Sink>(c: &ConnAck, v5: bool, s: &mut S) {
     }
 }
 
-fn publish<S: Sink>(p: &Publish, v5: bool, s: &mut S) {
+fn publish<S: Sink>(p: &PublishRef<'_>, v5: bool, s: &mut S) {
     s.lp(p.topic.as_bytes());
     match (p.qos, p.packet_id) {
         (QoS::AtMostOnce, None) if !p.dup => {}
@@ -255,9 +289,9 @@ fn publish<S: Sink>(p: &Publish, v5: bool, s: &mut S) {
         _ => s.fail(EncodeError::InconsistentPublish),
     }
     if v5 {
-        write_block(s, &p.properties);
+        write_block(s, p);
     }
-    s.slice(&p.payload);
+    s.slice(p.payload);
 }
 
 fn no_ack_properties(p: &AckProperties) -> bool {

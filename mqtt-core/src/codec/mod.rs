@@ -26,5 +26,5 @@ mod properties;
 mod tests;
 
 pub use decode::{DEFAULT_MAX_USER_PROPERTIES, Decoder};
-pub use encode::{MAX_REMAINING_LENGTH, encode, encoded_len};
+pub use encode::{MAX_REMAINING_LENGTH, encode, encode_publish, encoded_len};
 pub use error::{DecodeError, EncodeError};

@@ -16,7 +16,7 @@ use crate::{
     ByteStr, QoS,
     packet::{
         AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,
-        PublishProperties, SubscribeProperties, UserProperty, WillProperties,
+        PublishProperties, PublishRef, SubscribeProperties, UserProperty, WillProperties,
     },
 };
 
@@ -726,18 +726,19 @@ impl WriteProps for ConnAckProperties {
     }
 }
 
-impl WriteProps for PublishProperties {
+impl WriteProps for PublishRef<'_> {
     fn write_props<S: Sink>(&self, s: &mut S) {
-        bool_prop(s, PAYLOAD_FORMAT_INDICATOR, self.payload_format_indicator);
+        let p = self.properties;
+        bool_prop(s, PAYLOAD_FORMAT_INDICATOR, p.payload_format_indicator);
         u32_prop(s, MESSAGE_EXPIRY_INTERVAL, self.message_expiry_interval);
         u16_prop(s, TOPIC_ALIAS, self.topic_alias);
-        str_prop(s, RESPONSE_TOPIC, self.response_topic.as_ref());
-        bin_prop(s, CORRELATION_DATA, self.correlation_data.as_ref());
-        str_prop(s, CONTENT_TYPE, self.content_type.as_ref());
-        for &v in &self.subscription_identifiers {
+        str_prop(s, RESPONSE_TOPIC, p.response_topic.as_ref());
+        bin_prop(s, CORRELATION_DATA, p.correlation_data.as_ref());
+        str_prop(s, CONTENT_TYPE, p.content_type.as_ref());
+        for &v in self.subscription_identifiers {
             subscription_id(s, v);
         }
-        user_props(s, &self.user_properties);
+        user_props(s, &p.user_properties);
     }
 }
 

@@ -6,7 +6,7 @@ use proptest::{collection::vec, option, prelude::*};
 
 use crate::{
     ByteStr, Packet, PacketId, ProtocolVersion, QoS, ReasonCode,
-    codec::{Decoder, encode, encoded_len},
+    codec::{Decoder, encode, encode_publish, encoded_len},
     packet::*,
 };
 
@@ -524,6 +524,40 @@ proptest! {
         let decoded = decoder.decode(&mut buf).unwrap();
         prop_assert_eq!(decoded, Some(packet));
         prop_assert!(buf.is_empty());
+    }
+
+    /// A delivery is encoded from borrowed parts, with the per-hop properties taken from
+    /// their own fields: it must come out as the PUBLISH that carries those values.
+    #[test]
+    fn a_publish_ref_encodes_as_the_publish_with_its_hop_properties(
+        packet in publish(true),
+        message_properties in publish_properties(),
+        expiry in option::of(any::<u32>()),
+        alias in option::of(1..=u16::MAX),
+        sids in vec(subscription_id(), 0..3),
+    ) {
+        let Packet::Publish(publish) = packet else { unreachable!() };
+        let mut expected = publish.clone();
+        expected.properties = PublishProperties {
+            message_expiry_interval: expiry,
+            topic_alias: alias,
+            subscription_identifiers: sids.clone(),
+            ..message_properties.clone()
+        };
+        let publish_ref = PublishRef {
+            properties: &message_properties,
+            message_expiry_interval: expiry,
+            topic_alias: alias,
+            subscription_identifiers: &sids,
+            ..PublishRef::from(&publish)
+        };
+        for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
+            let mut got = BytesMut::new();
+            encode_publish(&publish_ref, version, &mut got).unwrap();
+            let mut want = BytesMut::new();
+            encode(&Packet::Publish(expected.clone()), version, &mut want).unwrap();
+            prop_assert_eq!(got, want);
+        }
     }
 
     #[test]
