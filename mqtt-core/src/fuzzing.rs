@@ -78,12 +78,8 @@ impl LoopbackBroker {
         settings: &MqttSettings,
     ) -> Result<(), Close> {
         match request {
-            Request::Connect(request) => {
-                let session = Session::new(
-                    request.client_id.clone(),
-                    settings.max_awaiting_rel,
-                    settings.await_rel_timeout,
-                );
+            Request::Connect(_) => {
+                let session = Session::new(settings.max_awaiting_rel, settings.await_rel_timeout);
                 conn.handle_connect_result(
                     now,
                     ConnectResult::Accepted {

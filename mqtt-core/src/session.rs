@@ -11,7 +11,7 @@
 //! publishers (they push into it from their own tasks), so it lives in the broker's mailbox.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{BTreeMap, HashMap, VecDeque},
     time::{Duration, Instant},
 };
 
@@ -67,8 +67,8 @@ pub enum AckOutcome {
 /// The state of a session.
 #[derive(Debug)]
 pub struct Session {
-    client_id: ByteStr,
-    subscriptions: HashMap<ByteStr, SessionSubscription>,
+    /// Ordered, so that listings come out sorted; looked up only on (un)subscribe.
+    subscriptions: BTreeMap<ByteStr, SessionSubscription>,
     /// In send order, with when each was (last) sent, for `retry_interval`.
     inflight: VecDeque<(PacketId, Outbound, Instant)>,
     next_packet_id: PacketId,
@@ -86,10 +86,9 @@ pub struct Session {
 
 impl Session {
     /// A new, empty session.
-    pub fn new(client_id: ByteStr, max_awaiting_rel: usize, await_rel_timeout: Duration) -> Self {
+    pub fn new(max_awaiting_rel: usize, await_rel_timeout: Duration) -> Self {
         Self {
-            client_id,
-            subscriptions: HashMap::new(),
+            subscriptions: BTreeMap::new(),
             inflight: VecDeque::new(),
             next_packet_id: PacketId::FIRST,
             window: 32,
@@ -97,11 +96,6 @@ impl Session {
             max_awaiting_rel,
             await_rel_timeout,
         }
-    }
-
-    /// The client id the session belongs to.
-    pub fn client_id(&self) -> &ByteStr {
-        &self.client_id
     }
 
     /// Sets the outbound window for the connection now attached (the lower of `max_inflight`
@@ -121,7 +115,7 @@ impl Session {
     }
 
     /// The subscriptions, keyed by the filter as the client sent it (with any `$share/` prefix).
-    pub fn subscriptions(&self) -> &HashMap<ByteStr, SessionSubscription> {
+    pub fn subscriptions(&self) -> &BTreeMap<ByteStr, SessionSubscription> {
         &self.subscriptions
     }
 
@@ -384,7 +378,7 @@ mod tests {
         #[allow(clippy::disallowed_methods)] // Any instant serves as the simulated start.
         let start = Instant::now();
         let interval = Duration::from_secs(10);
-        let mut session = Session::new(ByteStr::from("c"), 10, Duration::from_secs(300));
+        let mut session = Session::new(10, Duration::from_secs(300));
         let first = session.take_packet_id();
         session.sent(start, first, delivery(QoS::AtLeastOnce));
         let second = session.take_packet_id();

@@ -340,11 +340,11 @@ impl Broker {
                         .sessions
                         .pin()
                         .insert(client_id.clone(), Arc::clone(&fresh));
-                    (fresh, self.new_session(client_id), false)
+                    (fresh, self.new_session(), false)
                 }
                 Slot::Discarded | Slot::Attached { .. } => {
                     *entry.slot() = attached;
-                    (Arc::clone(&entry), self.new_session(client_id), false)
+                    (Arc::clone(&entry), self.new_session(), false)
                 }
             };
             drop(serial);
@@ -362,13 +362,9 @@ impl Broker {
         }
     }
 
-    fn new_session(&self, client_id: &ByteStr) -> Session {
+    fn new_session(&self) -> Session {
         let mqtt = &self.inner.config.mqtt;
-        Session::new(
-            client_id.clone(),
-            mqtt.max_awaiting_rel,
-            mqtt.await_rel_timeout,
-        )
+        Session::new(mqtt.max_awaiting_rel, mqtt.await_rel_timeout)
     }
 
     fn entry_or_insert(&self, client_id: &ByteStr) -> Arc<SessionEntry> {

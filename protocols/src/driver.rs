@@ -176,7 +176,8 @@ impl Driver {
             .poll_timeout()
             .map_or_else(far_future, tokio::time::Instant::from_std);
         let mut timer = pin!(tokio::time::sleep_until(first));
-        let mut timer_at = Some(first);
+        // Whether `timer` is set for its deadline, not yet fired.
+        let mut timer_set = true;
         loop {
             match self.process_input(&mut input) {
                 Err(close) => return close,
@@ -227,9 +228,9 @@ impl Driver {
             }
             let deadline = self.conn.poll_timeout().map(tokio::time::Instant::from_std);
             if let Some(deadline) = deadline {
-                if timer_at.is_none_or(|at| deadline < at) {
+                if !timer_set || deadline < timer.deadline() {
                     timer.as_mut().reset(deadline);
-                    timer_at = Some(deadline);
+                    timer_set = true;
                 }
             }
             if self.attachment.is_some() {
@@ -263,7 +264,7 @@ impl Driver {
                 }
                 Event::Read(_) | Event::Mail => {}
                 Event::Timer => {
-                    timer_at = None;
+                    timer_set = false;
                     if let Err(close) = self.conn.handle_timeout(now()) {
                         return close;
                     }
@@ -694,19 +695,22 @@ mod footprint {
     /// what goes into it is memory per connection (docs/benchmarks.md, idle connections).
     /// Something large held across an await (a future made inline rather than boxed) shows
     /// up here first.
-    #[test]
-    fn an_idle_connection_stays_small() {
+    ///
+    /// The bound is a step, not a budget: tokio allocates a task as its future plus 104
+    /// bytes, rounded up to 128 (x86-64), and the TCP listener wraps this future in 16 bytes
+    /// more. At 768 bytes the task is 888, in an 896-byte cell; 8 bytes more and every
+    /// connection pays 1,024.
+    #[tokio::test]
+    async fn an_idle_connection_stays_small() {
         let broker = Broker::new(Default::default(), Arc::new(crate::AllowAll));
-        let info = ConnectionInfo::new(
-            SocketAddr::from(([127, 0, 0, 1], 1)),
-            Arc::from("tcp:default"),
-            "tcp",
-        );
-        let (stream, _peer) = tokio::io::duplex(64);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let info = ConnectionInfo::new(addr, Arc::from("tcp:default"), "tcp");
         let task = serve_mqtt(stream, info, broker);
         let size = std::mem::size_of_val(&task);
-        assert!(size <= 848, "serve_mqtt's future is {size} bytes");
+        assert!(size <= 768, "serve_mqtt's future is {size} bytes");
         let conn = std::mem::size_of::<Connection>();
-        assert!(conn <= 400, "Connection is {conn} bytes");
+        assert!(conn <= 300, "Connection is {conn} bytes");
     }
 }

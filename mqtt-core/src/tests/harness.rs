@@ -105,9 +105,8 @@ impl Broker {
         }
     }
 
-    fn new_session(&self, client_id: ByteStr) -> Session {
+    fn new_session(&self) -> Session {
         Session::new(
-            client_id,
             self.settings.max_awaiting_rel,
             self.settings.await_rel_timeout,
         )
@@ -127,9 +126,9 @@ impl Broker {
                     Some(session) if !request.clean_start => (session, true),
                     stored => {
                         if let Some(old) = stored {
-                            self.discard(&old);
+                            self.discard(&id, &old);
                         }
-                        (self.new_session(id.clone()), false)
+                        (self.new_session(), false)
                     }
                 };
                 let max_len = self.max_mqueue_len;
@@ -156,8 +155,8 @@ impl Broker {
             }
             Request::Subscribe(subscribe) => {
                 let mut codes = Vec::new();
+                let key = conn.client_id().clone();
                 if let Some(session) = conn.session_mut() {
-                    let key = session.client_id().clone();
                     for request in subscribe.filters {
                         let parsed = match request.filter {
                             Ok(parsed) => parsed,
@@ -193,34 +192,28 @@ impl Broker {
             }
             Request::Unsubscribe(unsubscribe) => {
                 let max_levels = self.settings.max_topic_levels;
+                let key = conn.client_id().clone();
                 let codes = match conn.session_mut() {
-                    Some(session) => {
-                        let key = session.client_id().clone();
-                        unsubscribe
-                            .filters
-                            .iter()
-                            .map(|raw| match SubscriptionFilter::parse(raw, max_levels) {
-                                Err(_) => ReasonCode::TOPIC_FILTER_INVALID,
-                                Ok(parsed) => {
-                                    let known = session.remove_subscription(raw).is_some();
-                                    let removed = self
-                                        .routes
-                                        .unsubscribe(
-                                            &parsed.filter,
-                                            parsed.share_group.as_ref(),
-                                            &key,
-                                        )
-                                        .is_some();
-                                    assert_eq!(known, removed, "session and routes disagree");
-                                    if removed {
-                                        ReasonCode::SUCCESS
-                                    } else {
-                                        ReasonCode::NO_SUBSCRIPTION_EXISTED
-                                    }
+                    Some(session) => unsubscribe
+                        .filters
+                        .iter()
+                        .map(|raw| match SubscriptionFilter::parse(raw, max_levels) {
+                            Err(_) => ReasonCode::TOPIC_FILTER_INVALID,
+                            Ok(parsed) => {
+                                let known = session.remove_subscription(raw).is_some();
+                                let removed = self
+                                    .routes
+                                    .unsubscribe(&parsed.filter, parsed.share_group.as_ref(), &key)
+                                    .is_some();
+                                assert_eq!(known, removed, "session and routes disagree");
+                                if removed {
+                                    ReasonCode::SUCCESS
+                                } else {
+                                    ReasonCode::NO_SUBSCRIPTION_EXISTED
                                 }
-                            })
-                            .collect()
-                    }
+                            }
+                        })
+                        .collect(),
                     None => vec![ReasonCode::UNSPECIFIED_ERROR; unsubscribe.filters.len()],
                 };
                 conn.handle_unsubscribe_result(unsubscribe.packet_id, codes);
@@ -268,17 +261,16 @@ impl Broker {
     }
 
     /// Forgets a session: its routes and its queue.
-    fn discard(&mut self, session: &Session) {
-        let key = session.client_id().clone();
+    fn discard(&mut self, key: &ByteStr, session: &Session) {
         for raw in session.subscriptions().keys() {
             let parsed = SubscriptionFilter::parse(raw, self.settings.max_topic_levels)
                 .expect("stored filters parse");
-            let removed =
-                self.routes
-                    .unsubscribe(&parsed.filter, parsed.share_group.as_ref(), &key);
+            let removed = self
+                .routes
+                .unsubscribe(&parsed.filter, parsed.share_group.as_ref(), key);
             assert!(removed.is_some(), "session filter {raw} had no route");
         }
-        self.mailboxes.remove(&key);
+        self.mailboxes.remove(key);
     }
 
     /// The connection ended: publish the Will if due, keep or discard the session.
@@ -290,10 +282,11 @@ impl Broker {
         let Some(session) = conn.take_session() else {
             return;
         };
+        let key = conn.client_id().clone();
         if conn.session_expiry().is_zero() {
-            self.discard(&session);
+            self.discard(&key, &session);
         } else {
-            self.stored.insert(session.client_id().clone(), session);
+            self.stored.insert(key, session);
         }
     }
 }
