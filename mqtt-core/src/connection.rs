@@ -560,18 +560,17 @@ impl Connection {
         packet: Packet,
     ) -> Result<Option<Request>, Close> {
         self.last_received = now;
-        match (self.state, packet) {
-            (State::AwaitConnect, Packet::Connect(connect)) => {
-                self.handle_connect(*connect).map(Some)
-            }
-            (State::AwaitConnect, _) => {
-                Err(self.fail(CloseKind::ProtocolError, ReasonCode::PROTOCOL_ERROR))
-            }
-            (State::Connecting | State::Closed, _) => {
+        // Matched on the state alone: a (state, packet) tuple would copy the packet.
+        match self.state {
+            State::Connected => self.handle_connected(now, packet),
+            State::AwaitConnect => match packet {
+                Packet::Connect(connect) => self.handle_connect(*connect).map(Some),
+                _ => Err(self.fail(CloseKind::ProtocolError, ReasonCode::PROTOCOL_ERROR)),
+            },
+            State::Connecting | State::Closed => {
                 // The driver feeds nothing while CONNECT is with the broker; tolerate it anyway.
                 Err(self.fail(CloseKind::ProtocolError, ReasonCode::PROTOCOL_ERROR))
             }
-            (State::Connected, packet) => self.handle_connected(now, packet),
         }
     }
 
