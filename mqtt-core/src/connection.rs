@@ -242,7 +242,9 @@ pub struct Connection {
     /// When the last packet arrived; before any has, when the connection was accepted (the
     /// idle timeout counts from it: the first packet is the CONNECT, which ends that wait).
     last_received: Instant,
-    keep_alive: Option<Duration>,
+    /// The keep-alive period with its grace (`keepalive_multiplier`) in milliseconds; 0 when
+    /// the client asked for none. Compact: every connection carries it.
+    keep_alive_ms: u32,
     session: Option<Session>,
     client_id: ByteStr,
     /// Boxed, as `connect_pending`: most connections have neither, and every idle
@@ -258,7 +260,7 @@ pub struct Connection {
     aliases: Option<Box<Aliases>>,
     connect_pending: Option<Box<ConnAck>>,
     /// The outbound window: the lower of `max_inflight` and the client's Receive Maximum.
-    window: usize,
+    window: u16,
     /// Identifies this connection (and seeds an assigned client id).
     conn_id: u64,
 }
@@ -291,7 +293,7 @@ impl Connection {
             version: ProtocolVersion::V311,
             out: BytesMut::new(),
             last_received: now,
-            keep_alive: None,
+            keep_alive_ms: 0,
             session: None,
             client_id: ByteStr::new(),
             will: None,
@@ -301,7 +303,7 @@ impl Connection {
             request_problem_information: true,
             aliases: None,
             connect_pending: None,
-            window: usize::from(u16::MAX),
+            window: u16::MAX,
             conn_id,
         }
     }
@@ -350,6 +352,11 @@ impl Connection {
     /// Takes the Will out (when it must be published, or handed to the session registry).
     pub fn take_will(&mut self) -> Option<WillMessage> {
         self.will.take().map(|will| *will)
+    }
+
+    /// The keep-alive period with its grace, if the client asked for one.
+    fn keep_alive(&self) -> Option<Duration> {
+        (self.keep_alive_ms > 0).then(|| Duration::from_millis(self.keep_alive_ms.into()))
     }
 
     /// The session expiry in effect (updated by a v5 DISCONNECT).
@@ -488,7 +495,7 @@ impl Connection {
             State::AwaitConnect => Some(self.last_received + self.settings.idle_timeout),
             State::Connecting | State::Closed => None,
             State::Connected => {
-                let keep_alive = self.keep_alive.map(|period| self.last_received + period);
+                let keep_alive = self.keep_alive().map(|period| self.last_received + period);
                 let rel = self
                     .session
                     .as_ref()
@@ -528,7 +535,7 @@ impl Connection {
                 })
             }
             State::Connected => {
-                if let Some(period) = self.keep_alive {
+                if let Some(period) = self.keep_alive() {
                     if now >= self.last_received + period {
                         return Err(
                             self.fail(CloseKind::KeepaliveTimeout, ReasonCode::KEEP_ALIVE_TIMEOUT)
@@ -694,9 +701,9 @@ impl Connection {
         } else if keep_alive > settings.max_keepalive {
             return refuse(self, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
         }
-        self.keep_alive = (keep_alive > 0).then(|| {
-            Duration::from_secs_f64(f64::from(keep_alive) * settings.keepalive_multiplier)
-        });
+        // At most 65,535 s times the multiplier: far inside u32 milliseconds.
+        let period = Duration::from_secs_f64(f64::from(keep_alive) * settings.keepalive_multiplier);
+        self.keep_alive_ms = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
 
         // Session expiry: v5 asks, capped by the configuration; 3.1.1 persistent sessions get
         // the configured interval.
@@ -813,7 +820,7 @@ impl Connection {
             reason: ReasonCode::SUCCESS,
             properties,
         }));
-        self.window = usize::from(receive_maximum.min(settings.max_inflight));
+        self.window = receive_maximum.min(settings.max_inflight);
         self.state = State::Connecting;
         self.client_id = client_id.clone();
         self.will = will.clone().map(Box::new);
@@ -861,7 +868,7 @@ impl Connection {
                 self.write(&Packet::ConnAck(*connack));
                 self.state = State::Connected;
                 self.last_received = now;
-                session.set_window(self.window);
+                session.set_window(self.window.into());
                 let resend: Vec<Resend> = session.resume(now).collect();
                 self.session = Some(session);
                 self.write_resends(resend);
@@ -1147,7 +1154,9 @@ impl Connection {
     /// How many more QoS > 0 messages the inflight window takes now (0 when not connected).
     pub fn window_free(&self) -> usize {
         match (&self.session, self.state) {
-            (Some(session), State::Connected) => self.window.saturating_sub(session.inflight_len()),
+            (Some(session), State::Connected) => {
+                usize::from(self.window).saturating_sub(session.inflight_len())
+            }
             _ => 0,
         }
     }

@@ -72,16 +72,18 @@ pub struct Session {
     /// In send order, with when each was (last) sent, for `retry_interval`.
     inflight: VecDeque<(PacketId, Outbound, Instant)>,
     next_packet_id: PacketId,
-    /// The window: the lower of `max_inflight` and the client's Receive Maximum.
-    window: usize,
+    /// The window: the lower of `max_inflight` and the client's Receive Maximum (both u16).
+    window: u16,
     /// Made on the first inbound QoS 2 message: most sessions never see one.
     #[allow(
         clippy::box_collection,
         reason = "boxed so that a session without QoS 2 carries a pointer, not an empty map"
     )]
     awaiting_rel: Option<Box<HashMap<PacketId, Instant>>>,
-    max_awaiting_rel: usize,
-    await_rel_timeout: Duration,
+    /// The limits on inbound QoS 2, compact: every session carries them.
+    max_awaiting_rel: u32,
+    /// In milliseconds (`await_rel_timeout` is minutes, 49 days at most here).
+    await_rel_timeout_ms: u32,
 }
 
 impl Session {
@@ -93,20 +95,20 @@ impl Session {
             next_packet_id: PacketId::FIRST,
             window: 32,
             awaiting_rel: None,
-            max_awaiting_rel,
-            await_rel_timeout,
+            max_awaiting_rel: u32::try_from(max_awaiting_rel).unwrap_or(u32::MAX),
+            await_rel_timeout_ms: u32::try_from(await_rel_timeout.as_millis()).unwrap_or(u32::MAX),
         }
     }
 
     /// Sets the outbound window for the connection now attached (the lower of `max_inflight`
     /// and the client's Receive Maximum; at least 1).
     pub fn set_window(&mut self, window: usize) {
-        self.window = window.max(1);
+        self.window = u16::try_from(window).unwrap_or(u16::MAX).max(1);
     }
 
     /// Whether a QoS > 0 message may be sent now.
     pub fn has_window(&self) -> bool {
-        self.inflight.len() < self.window
+        self.inflight.len() < usize::from(self.window)
     }
 
     /// Number of QoS > 0 messages sent and not yet fully acknowledged.
@@ -215,7 +217,7 @@ impl Session {
         if self.is_awaiting_rel(id) {
             return IncomingQos2::Duplicate;
         }
-        if self.awaiting_rel_len() >= self.max_awaiting_rel {
+        if self.awaiting_rel_len() >= self.max_awaiting_rel as usize {
             return IncomingQos2::Full;
         }
         self.awaiting_rel.get_or_insert_default().insert(id, now);
@@ -246,11 +248,11 @@ impl Session {
     /// Forgets inbound QoS 2 ids that waited longer than `await_rel_timeout` for PUBREL
     /// (the client gave up on them); returns how many were dropped.
     pub fn expire_awaiting_rel(&mut self, now: Instant) -> usize {
+        let timeout = self.await_rel_timeout();
         let Some(ids) = self.awaiting_rel.as_mut() else {
             return 0;
         };
         let before = ids.len();
-        let timeout = self.await_rel_timeout;
         ids.retain(|_, since| now.saturating_duration_since(*since) < timeout);
         before - ids.len()
     }
@@ -261,7 +263,11 @@ impl Session {
             .as_ref()?
             .values()
             .min()
-            .map(|since| *since + self.await_rel_timeout)
+            .map(|since| *since + self.await_rel_timeout())
+    }
+
+    fn await_rel_timeout(&self) -> Duration {
+        Duration::from_millis(self.await_rel_timeout_ms.into())
     }
 
     /// What to send again on a resumed session, in the original order: unacknowledged
