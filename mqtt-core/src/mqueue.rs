@@ -15,8 +15,9 @@ pub struct MessageQueue {
     items: VecDeque<Delivery>,
     /// How many of `items` are QoS 0: a full queue of QoS 1/2 messages (a slow subscriber's
     /// usual state) then drops without scanning for a QoS 0 victim on every push.
-    qos0: usize,
-    max_len: usize,
+    qos0: u32,
+    /// u32, as `qos0`: every session carries a queue, and no queue holds 4 billion.
+    max_len: u32,
     store_qos0: bool,
 }
 
@@ -39,7 +40,7 @@ impl MessageQueue {
         Self {
             items: VecDeque::new(),
             qos0: 0,
-            max_len,
+            max_len: u32::try_from(max_len).unwrap_or(u32::MAX),
             store_qos0,
         }
     }
@@ -50,7 +51,7 @@ impl MessageQueue {
         if self.max_len == 0 || (!online && !self.store_qos0 && delivery.qos == QoS::AtMostOnce) {
             return PushOutcome::Rejected(delivery);
         }
-        let dropped = if self.items.len() >= self.max_len {
+        let dropped = if self.items.len() >= self.max_len() {
             // Drop QoS 0 first: it carries no delivery promise. Only on overflow, so the scan
             // is not on the common path.
             let victim = if self.qos0 == 0 {
@@ -72,7 +73,7 @@ impl MessageQueue {
         } else {
             None
         };
-        self.qos0 += usize::from(delivery.qos == QoS::AtMostOnce);
+        self.qos0 += u32::from(delivery.qos == QoS::AtMostOnce);
         self.items.push_back(delivery);
         match dropped {
             Some(old) => PushOutcome::DroppedOldest(old),
@@ -83,7 +84,7 @@ impl MessageQueue {
     /// Puts deliveries back at the front, in order (they were taken but could not be sent).
     pub fn push_front_all(&mut self, items: impl DoubleEndedIterator<Item = Delivery>) {
         for item in items.rev() {
-            self.qos0 += usize::from(item.qos == QoS::AtMostOnce);
+            self.qos0 += u32::from(item.qos == QoS::AtMostOnce);
             self.items.push_front(item);
         }
     }
@@ -95,7 +96,7 @@ impl MessageQueue {
 
     fn take(&mut self, index: usize) -> Option<Delivery> {
         let taken = self.items.remove(index)?;
-        self.qos0 -= usize::from(taken.qos == QoS::AtMostOnce);
+        self.qos0 -= u32::from(taken.qos == QoS::AtMostOnce);
         Some(taken)
     }
 
@@ -106,7 +107,7 @@ impl MessageQueue {
 
     /// The most deliveries it holds.
     pub fn max_len(&self) -> usize {
-        self.max_len
+        usize::try_from(self.max_len).unwrap_or(usize::MAX)
     }
 
     /// Number of queued deliveries.
@@ -127,7 +128,7 @@ impl MessageQueue {
 
     /// Changes the limits (a resumed session gets the current configuration).
     pub fn set_limits(&mut self, max_len: usize, store_qos0: bool) {
-        self.max_len = max_len;
+        self.max_len = u32::try_from(max_len).unwrap_or(u32::MAX);
         self.store_qos0 = store_qos0;
     }
 }

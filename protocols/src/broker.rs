@@ -314,6 +314,7 @@ impl Broker {
             let attached = Slot::Attached {
                 generation,
                 client: Arc::clone(&client),
+                kick: None,
             };
             let previous = std::mem::replace(&mut *entry.slot(), Slot::Discarded);
             if matches!(previous, Slot::Discarded) && !self.is_current(&entry) {
@@ -384,14 +385,14 @@ impl Broker {
             config.max_mqueue_len,
             config.mqueue_store_qos0,
         ));
-        Arc::new(SessionEntry::new(client_id.clone(), mailbox))
+        Arc::new(SessionEntry::new(mailbox))
     }
 
     fn is_current(&self, entry: &Arc<SessionEntry>) -> bool {
         self.inner
             .sessions
             .pin()
-            .get(&entry.client_id)
+            .get(entry.client_id())
             .is_some_and(|live| Arc::ptr_eq(live, entry))
     }
 
@@ -546,7 +547,7 @@ impl Broker {
             // Out of the registry before the slot lock goes: a connect that finds the slot
             // discarded can then tell a dead entry from a new one (see `attach`).
             let sessions = self.inner.sessions.pin();
-            let _ = sessions.remove_if(&entry.client_id, |_, live| Arc::ptr_eq(live, entry));
+            let _ = sessions.remove_if(entry.client_id(), |_, live| Arc::ptr_eq(live, entry));
             (session, will)
         };
         // The Will goes out at the latest when the session ends [MQTT-3.1.3-9].
@@ -692,7 +693,7 @@ impl Broker {
             }
             if !inner
                 .hooks
-                .authorize_subscribe(&entry.client_id, username, &request.raw)
+                .authorize_subscribe(entry.client_id(), username, &request.raw)
             {
                 codes.push(ReasonCode::NOT_AUTHORIZED);
                 continue;

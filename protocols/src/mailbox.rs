@@ -111,13 +111,14 @@ struct MailboxState {
     online: bool,
     /// Queue-full drops not yet logged, and when the last log line went out: a full queue
     /// is logged once per session per interval, not once per message.
-    unlogged_drops: u64,
+    unlogged_drops: u32,
     last_drop_log: Option<Instant>,
     flow: Flow,
     /// When `flow` last became `Congested` or `Slow`.
     flow_since: Option<Instant>,
-    /// Deliveries taken out so far: a waiting publisher's measure of progress.
-    popped: u64,
+    /// Deliveries taken out so far, wrapping: a waiting publisher's measure of progress
+    /// (equal before and after its wait when nothing was taken).
+    popped: u32,
     /// Times in a row it was found slow without draining in between: how long until it is
     /// tried again (see [`SLOW_RETRY`]).
     slow_strikes: u32,
@@ -299,7 +300,10 @@ impl Mailbox {
     /// After a drain: reopens the flow once the queue is under its low-water mark, waking
     /// the publishers that wait.
     fn after_drain(&self, state: &mut MailboxState, taken: usize) {
-        state.popped += taken as u64;
+        // Truncated on purpose: only equality across one wait is asked of it.
+        #[allow(clippy::cast_possible_truncation)]
+        let taken = taken as u32;
+        state.popped = state.popped.wrapping_add(taken);
         if state.flow != Flow::Open && state.queue.len() <= state.low_water() {
             let waiting = state.flow == Flow::Congested;
             state.flow = Flow::Open;

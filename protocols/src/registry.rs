@@ -51,7 +51,6 @@ pub struct ClientInfo {
 /// still holding an old route can never leak a message into the new session.
 #[derive(Debug)]
 pub(crate) struct SessionEntry {
-    pub(crate) client_id: ByteStr,
     pub(crate) mailbox: Arc<Mailbox>,
     /// Serializes connects with this client id: a takeover storm queues here, each new
     /// connection waits for the previous owner to hand the session back. An async mutex because
@@ -60,21 +59,22 @@ pub(crate) struct SessionEntry {
     slot: Mutex<Slot>,
     /// Signalled when a connection hands the session back.
     released: Notify,
-    /// A kick for the connection of the given generation. Kept here rather than in a channel
-    /// per connection: a kick is rare, and every idle connection would pay for the channel.
-    /// It wakes the connection through the mailbox's signal.
-    kick: Mutex<Option<(u64, Kick)>>,
-    /// Whether `kick` holds one: what a connection looks at on every wake-up, without the lock.
+    /// Whether the slot holds a kick: what a connection looks at on every wake-up, without
+    /// the lock.
     kick_pending: AtomicBool,
 }
 
 /// Where the session state is.
 #[derive(Debug)]
 pub(crate) enum Slot {
-    /// A connection owns the session state; `kick` reaches its task.
+    /// A connection owns the session state.
     Attached {
         generation: u64,
         client: Arc<ClientInfo>,
+        /// A kick for that connection, when a takeover asks it to end. Kept here rather
+        /// than in a channel per connection: a kick is rare, and every idle connection would
+        /// pay for the channel. It wakes the connection through the mailbox's signal.
+        kick: Option<Kick>,
     },
     /// No connection: the state waits here until a reconnect, expiry or discard.
     Detached {
@@ -87,16 +87,19 @@ pub(crate) enum Slot {
 }
 
 impl SessionEntry {
-    pub(crate) fn new(client_id: ByteStr, mailbox: Arc<Mailbox>) -> Self {
+    pub(crate) fn new(mailbox: Arc<Mailbox>) -> Self {
         Self {
-            client_id,
             mailbox,
             connect_lock: tokio::sync::Mutex::new(()),
             slot: Mutex::new(Slot::Discarded),
             released: Notify::new(),
-            kick: Mutex::new(None),
             kick_pending: AtomicBool::new(false),
         }
+    }
+
+    /// The client id of the session (its mailbox's).
+    pub(crate) fn client_id(&self) -> &ByteStr {
+        self.mailbox.client_id()
     }
 
     pub(crate) fn slot(&self) -> MutexGuard<'_, Slot> {
@@ -140,20 +143,18 @@ impl SessionEntry {
         if !self.kick_pending.load(Ordering::Acquire) {
             return None;
         }
-        let mut kick = self.kick.lock().unwrap_or_else(PoisonError::into_inner);
-        let found = match *kick {
-            Some((g, found)) if g == generation => {
-                *kick = None;
-                Some(found)
-            }
-            // One for an earlier owner that left before reading it.
-            Some((g, _)) if g < generation => {
-                *kick = None;
-                None
-            }
+        let mut slot = self.slot();
+        let found = match &mut *slot {
+            Slot::Attached {
+                generation: g,
+                kick,
+                ..
+            } if *g == generation => kick.take(),
+            // A kick for an earlier owner left with it; none is pending for a later one.
             _ => None,
         };
-        self.kick_pending.store(kick.is_some(), Ordering::Release);
+        let pending = matches!(&*slot, Slot::Attached { kick: Some(_), .. });
+        self.kick_pending.store(pending, Ordering::Release);
         found
     }
 
@@ -176,15 +177,13 @@ impl SessionEntry {
             // Register interest before looking, so a release between the look and the wait
             // is not missed.
             released.as_mut().enable();
-            let generation = match &*self.slot() {
-                Slot::Attached { generation, .. } => *generation,
-                Slot::Detached { .. } | Slot::Discarded => return,
-            };
             // The owner's task may be ending already; it releases either way.
-            {
-                let mut slot = self.kick.lock().unwrap_or_else(PoisonError::into_inner);
-                *slot = Some((generation, kick));
-                self.kick_pending.store(true, Ordering::Release);
+            match &mut *self.slot() {
+                Slot::Attached { kick: pending, .. } => {
+                    *pending = Some(kick);
+                    self.kick_pending.store(true, Ordering::Release);
+                }
+                Slot::Detached { .. } | Slot::Discarded => return,
             }
             // The owner is the mailbox's one consumer; the wake-up is kept if it is busy.
             self.mailbox.signal().wake();
