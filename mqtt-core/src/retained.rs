@@ -227,6 +227,7 @@ mod tests {
 
     use super::*;
     use crate::ByteStr;
+    use crate::topic::strategies::{filter_strategy, topic_strategy};
 
     fn t(s: &str) -> TopicName {
         TopicName::new(ByteStr::from(s), 128).unwrap()
@@ -309,39 +310,11 @@ mod tests {
         assert_eq!(found(&store, "nope"), Vec::<String>::new());
     }
 
-    fn topic_strategy() -> impl Strategy<Value = String> {
-        (
-            prop::bool::weighted(0.2),
-            prop::collection::vec(prop::sample::select(vec!["", "a", "b", "$c"]), 1..4),
-        )
-            .prop_map(|(dollar, levels)| {
-                let t = levels.join("/");
-                if dollar { format!("${t}") } else { t }
-            })
-            .prop_filter("non-empty", |t| !t.is_empty())
-    }
-
-    fn filter_strategy() -> impl Strategy<Value = String> {
-        let levels = (
-            prop::collection::vec(prop::sample::select(vec!["", "a", "b", "$a", "+"]), 1..4),
-            prop::bool::ANY,
-        )
-            .prop_map(|(levels, hash)| {
-                let mut f = levels.join("/");
-                if hash {
-                    f.push_str("/#");
-                }
-                f
-            })
-            .prop_filter("non-empty", |f| !f.is_empty());
-        prop_oneof![9 => levels, 1 => Just("#".to_owned())]
-    }
-
     proptest! {
         #[test]
         fn matches_agrees_with_a_scan(
-            ops in prop::collection::vec((topic_strategy(), prop::bool::weighted(0.7)), 0..40),
-            filters in prop::collection::vec(filter_strategy(), 1..8),
+            ops in prop::collection::vec((topic_strategy(4), prop::bool::weighted(0.7)), 0..40),
+            filters in prop::collection::vec(filter_strategy(4), 1..8),
         ) {
             let store = RetainedStore::new(0);
             let mut model: BTreeMap<String, u32> = BTreeMap::new();

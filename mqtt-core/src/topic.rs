@@ -349,11 +349,54 @@ impl SubscriptionFilter {
     }
 }
 
+/// Random topic names and filters over a small alphabet (empty levels, `$` levels, `+`, `#`),
+/// so that matches are frequent: for the property tests of every matcher.
+#[cfg(test)]
+pub(crate) mod strategies {
+    use proptest::prelude::*;
+
+    /// Topic names of 1 to `max_levels - 1` levels.
+    pub(crate) fn topic_strategy(max_levels: usize) -> impl Strategy<Value = String> {
+        (
+            prop::bool::weighted(0.2),
+            prop::collection::vec(
+                prop::sample::select(vec!["", "a", "b", "$c"]),
+                1..max_levels,
+            ),
+        )
+            .prop_map(|(dollar, levels)| {
+                let t = levels.join("/");
+                if dollar { format!("${t}") } else { t }
+            })
+            .prop_filter("non-empty", |t| !t.is_empty())
+    }
+
+    /// Filters of 1 to `max_levels - 1` levels, some ending in `#`, and `#` alone.
+    pub(crate) fn filter_strategy(max_levels: usize) -> impl Strategy<Value = String> {
+        let levels = (
+            prop::collection::vec(
+                prop::sample::select(vec!["", "a", "b", "$a", "+"]),
+                1..max_levels,
+            ),
+            prop::bool::ANY,
+        )
+            .prop_map(|(levels, hash)| {
+                let mut f = levels.join("/");
+                if hash {
+                    f.push_str("/#");
+                }
+                f
+            })
+            .prop_filter("non-empty", |f| !f.is_empty());
+        prop_oneof![9 => levels, 1 => Just("#".to_owned())]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
-    use super::*;
+    use super::{strategies::*, *};
 
     const MAX: usize = 128;
 
@@ -586,37 +629,9 @@ mod tests {
         f.len() == t.len()
     }
 
-    fn topic_strategy() -> impl Strategy<Value = String> {
-        (
-            prop::bool::weighted(0.2),
-            prop::collection::vec(prop::sample::select(vec!["", "a", "b", "$c"]), 1..5),
-        )
-            .prop_map(|(dollar, levels)| {
-                let t = levels.join("/");
-                if dollar { format!("${t}") } else { t }
-            })
-            .prop_filter("non-empty", |t| !t.is_empty())
-    }
-
-    fn filter_strategy() -> impl Strategy<Value = String> {
-        let levels = (
-            prop::collection::vec(prop::sample::select(vec!["", "a", "b", "$a", "+"]), 1..5),
-            prop::bool::ANY,
-        )
-            .prop_map(|(levels, hash)| {
-                let mut f = levels.join("/");
-                if hash {
-                    f.push_str("/#");
-                }
-                f
-            })
-            .prop_filter("non-empty", |f| !f.is_empty());
-        prop_oneof![9 => levels, 1 => Just("#".to_owned())]
-    }
-
     proptest! {
         #[test]
-        fn matches_agrees_with_reference(f in filter_strategy(), t in topic_strategy()) {
+        fn matches_agrees_with_reference(f in filter_strategy(5), t in topic_strategy(5)) {
             let filter = filter(&f).unwrap();
             name(&t).unwrap();
             prop_assert_eq!(filter.matches(&t), naive_matches(&f, &t), "{} vs {}", f, t);
