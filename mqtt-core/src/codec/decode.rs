@@ -1,6 +1,6 @@
 //! [`Decoder`]: bytes from a peer to [`Packet`]s.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::{
     DecodeError,
@@ -115,6 +115,10 @@ impl Decoder {
         if buf.len() < total {
             return Ok(None);
         }
+        if let Some(packet) = self.decode_bare(packet_type, remaining, len_bytes, buf)? {
+            buf.advance(total);
+            return Ok(Some(packet));
+        }
 
         let packet = buf.split_to(total).freeze();
         let body = Reader::new(packet.slice(1 + len_bytes as usize..));
@@ -135,6 +139,41 @@ impl Decoder {
             decode_body(packet_type, flags, version, body, &mut limits)?
         };
         Ok(Some(decoded))
+    }
+}
+
+impl Decoder {
+    /// The packets that are a packet id alone (PUBACK, PUBREC, PUBREL and PUBCOMP: in 3.1.1
+    /// always, in v5 on success) or nothing at all (PINGREQ, PINGRESP), read in place: they
+    /// have nothing to share, so they are not frozen into a shared allocation of their own
+    /// (one per acknowledgement, at QoS 1). `None` for every other packet.
+    fn decode_bare(
+        &self,
+        packet_type: u8,
+        remaining: u32,
+        len_bytes: u32,
+        buf: &BytesMut,
+    ) -> Result<Option<Packet>, DecodeError> {
+        if self.version.is_none() {
+            return Ok(None);
+        }
+        let body = buf.get(1 + len_bytes as usize..).unwrap_or_default();
+        Ok(match (packet_type, remaining, body) {
+            (PUBACK | PUBREC | PUBREL | PUBCOMP, 2, [high, low, ..]) => {
+                let id = PacketId::new(u16::from_be_bytes([*high, *low]))
+                    .ok_or(DecodeError::ZeroPacketId)?;
+                let ack = PubResponse::new(id);
+                Some(match packet_type {
+                    PUBACK => Packet::PubAck(ack),
+                    PUBREC => Packet::PubRec(ack),
+                    PUBREL => Packet::PubRel(ack),
+                    _ => Packet::PubComp(ack),
+                })
+            }
+            (PINGREQ, 0, _) => Some(Packet::PingReq),
+            (PINGRESP, 0, _) => Some(Packet::PingResp),
+            _ => None,
+        })
     }
 }
 
