@@ -279,13 +279,19 @@ impl<K: Clone + Eq + Hash, V: Clone> Subscribers<K, V> {
         self.plain.is_empty() && self.groups.is_empty()
     }
 
-    fn collect(&self, pick: &Pick<'_>, out: &mut Vec<(K, V)>) {
+    /// Appends the normal subscriptions and one member per share group; returns how many
+    /// sources contributed (the normal ones, as one, and each group): a subscriber appears at
+    /// most once per source.
+    fn collect(&self, pick: &Pick<'_>, out: &mut Vec<(K, V)>) -> usize {
+        let mut sources = usize::from(!self.plain.is_empty());
         out.extend(self.plain.iter().map(|(k, v)| (k.clone(), v.clone())));
         for group in self.groups.values() {
             if let Some((k, v)) = group.pick(pick) {
                 out.push((k.clone(), v.clone()));
+                sources += 1;
             }
         }
+        sources
     }
 }
 
@@ -451,8 +457,13 @@ where
     /// chosen by the table's [`ShareStrategy`]; `publisher` is the publishing client's id, used
     /// by [`ShareStrategy::HashClientId`]. Filters starting with a wildcard do not match topics
     /// starting with `$` [MQTT-4.7.2-1].
-    pub fn matches(&self, topic: &TopicName, publisher: &str, out: &mut Vec<(K, V)>) {
+    ///
+    /// Returns whether every subscriber appears at most once in what it appended (all of it
+    /// came from the normal subscriptions of one filter): then there is nothing to merge, and
+    /// a message to a topic with many subscribers on one filter (a fan-out) is not sorted.
+    pub fn matches(&self, topic: &TopicName, publisher: &str, out: &mut Vec<(K, V)>) -> bool {
         let name = topic.as_str();
+        let mut sources = 0;
         let pick = Pick {
             strategy: self.strategy,
             topic: name,
@@ -462,18 +473,17 @@ where
         {
             let exact = self.exact.pin();
             if let Some(bucket) = exact.get(name) {
-                read(&bucket.state).subs.collect(&pick, out);
+                sources += read(&bucket.state).subs.collect(&pick, out);
             }
         }
         if self.wildcard_len.load(Ordering::Acquire) == 0 {
-            return;
+            return sources <= 1;
         }
         let trie = read(&self.wildcard);
         let dollar = topic.is_dollar();
         let emit = |id: usize, out: &mut Vec<(K, V)>| {
-            if let Some(node) = trie.node(id) {
-                node.data.collect(&pick, out);
-            }
+            trie.node(id)
+                .map_or(0, |node| node.data.collect(&pick, out))
         };
         let mut stack = Walk::new();
         stack.push((ROOT, 0));
@@ -482,11 +492,11 @@ where
             if wildcards_apply {
                 // `#` matches the remaining levels, none included (`a/#` matches `a`).
                 if let Some(hash) = trie.child(id, "#") {
-                    emit(hash, out);
+                    sources += emit(hash, out);
                 }
             }
             if pos == END {
-                emit(id, out);
+                sources += emit(id, out);
                 continue;
             }
             let (level, next) = level_at(name, pos);
@@ -500,6 +510,7 @@ where
                 }
             }
         }
+        sources <= 1
     }
 
     /// Picks one member of the share group `group` on `filter` for a message on `topic`, by the
@@ -660,6 +671,32 @@ mod tests {
         }
         assert!(table.is_empty());
         assert_eq!(table.node_count(), 0);
+    }
+
+    /// `matches` says when nothing can repeat (every match from one filter's normal
+    /// subscriptions), so the broker can skip merging; never when something might.
+    #[test]
+    fn matches_tells_when_no_subscriber_can_repeat() {
+        let distinct = |table: &RouteTable<u32, u32>, topic: &str| {
+            let mut out = Vec::new();
+            table.matches(&t(topic), "p", &mut out)
+        };
+        let table = RouteTable::new(ShareStrategy::RoundRobin);
+        assert!(distinct(&table, "a/b"), "no match at all");
+        for subscriber in 1..=3 {
+            table.subscribe(&f("a/b"), None, subscriber, 0);
+        }
+        assert!(distinct(&table, "a/b"), "one exact filter");
+        table.subscribe(&f("w/+"), None, 1, 0);
+        assert!(distinct(&table, "w/x"), "one wildcard filter");
+        table.subscribe(&f("a/+"), None, 1, 1);
+        assert!(!distinct(&table, "a/b"), "an exact and a wildcard filter");
+        table.subscribe(&f("w/+"), Some(&g("g")), 1, 2);
+        assert!(!distinct(&table, "w/x"), "normal and shared on one filter");
+        table.subscribe(&f("s/#"), Some(&g("g")), 4, 0);
+        assert!(distinct(&table, "s/x"), "one share group");
+        table.subscribe(&f("s/#"), Some(&g("h")), 4, 0);
+        assert!(!distinct(&table, "s/x"), "two share groups");
     }
 
     #[test]

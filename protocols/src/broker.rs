@@ -569,10 +569,10 @@ impl Broker {
         if message.retain && inner.config.retainer_enable {
             self.retain(&message);
         }
-        inner
+        let distinct = inner
             .routes
             .matches(&message.topic, &message.publisher, scratch);
-        if scratch.len() > 1 {
+        if !distinct && scratch.len() > 1 {
             // Overlapping subscriptions of one session get one copy (spec 3.3.4): sort so a
             // session's matches are adjacent, then merge them below.
             scratch.sort_unstable_by_key(|(sub, _)| Arc::as_ptr(&sub.0));

@@ -267,7 +267,16 @@ impl Mailbox {
     /// offline; `false` if `deadline` came first, and then the mailbox counts as a slow
     /// consumer (see [`Flow`]).
     pub(crate) async fn wait_drained(&self, deadline: tokio::time::Instant) -> bool {
-        let popped_before = self.lock().popped;
+        let popped_before = {
+            let state = self.lock();
+            // Already drained: the usual case for all but the first of many congested
+            // mailboxes a publisher waits for in turn (a fan-out), so it costs one lock and
+            // no registration.
+            if state.flow != Flow::Congested {
+                return true;
+            }
+            state.popped
+        };
         loop {
             let drained = self.drained.notified();
             tokio::pin!(drained);
