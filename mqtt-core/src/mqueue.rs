@@ -110,6 +110,11 @@ impl MessageQueue {
         usize::try_from(self.max_len).unwrap_or(usize::MAX)
     }
 
+    /// Number of queued QoS 0 deliveries.
+    pub fn qos0_len(&self) -> usize {
+        usize::try_from(self.qos0).unwrap_or(usize::MAX)
+    }
+
     /// Number of queued deliveries.
     pub fn len(&self) -> usize {
         self.items.len()
