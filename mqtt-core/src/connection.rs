@@ -701,9 +701,13 @@ impl Connection {
         } else if keep_alive > settings.max_keepalive {
             return refuse(self, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
         }
-        // At most 65,535 s times the multiplier: far inside u32 milliseconds.
+        // At most 65,535 s times the multiplier: far inside u32 milliseconds; and never 0 (no
+        // keep-alive) for a client that asked for one.
         let period = Duration::from_secs_f64(f64::from(keep_alive) * settings.keepalive_multiplier);
-        self.keep_alive_ms = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
+        self.keep_alive_ms = match keep_alive {
+            0 => 0,
+            _ => u32::try_from(period.as_millis()).unwrap_or(u32::MAX).max(1),
+        };
 
         // Session expiry: v5 asks, capped by the configuration; 3.1.1 persistent sessions get
         // the configured interval.
