@@ -509,11 +509,15 @@ impl Connection {
     }
 
     /// Writes what a session sends again (on resume, or on `retry_interval`).
-    fn write_resends(&mut self, resend: Vec<Resend>) {
+    fn write_resends(&mut self, now: Instant, resend: Vec<Resend>) {
         for packet in resend {
             match packet {
-                Resend::Publish(publish) => {
-                    if !self.write_publish(PublishRef::from(&*publish)) {
+                Resend::Publish { id, delivery } => {
+                    let publish = PublishRef {
+                        dup: true,
+                        ..delivery.publish(now, Some(id))
+                    };
+                    if !self.write_publish(publish) {
                         tracing::warn!(client_id = %self.client_id, "inflight message larger than the client accepts; not resent");
                     }
                 }
@@ -546,7 +550,7 @@ impl Connection {
                     (self.settings.retry_interval, self.session.as_mut())
                 {
                     let due = session.retry_due(now, interval);
-                    self.write_resends(due);
+                    self.write_resends(now, due);
                 }
                 if let Some(session) = self.session.as_mut() {
                     let expired = session.expire_awaiting_rel(now);
@@ -873,9 +877,9 @@ impl Connection {
                 self.state = State::Connected;
                 self.last_received = now;
                 session.set_window(self.window.into());
-                let resend: Vec<Resend> = session.resume(now).collect();
+                let resend: Vec<Resend> = session.resume().collect();
                 self.session = Some(session);
-                self.write_resends(resend);
+                self.write_resends(now, resend);
                 Ok(())
             }
         }
@@ -1177,7 +1181,7 @@ impl Connection {
         if self.session.is_none() {
             return DeliveryOutcome::Expired;
         }
-        if let Some(outcome) = self.write_shared_encoding(&delivery) {
+        if let Some(outcome) = self.write_shared_encoding(now, &delivery) {
             return outcome;
         }
         let Some(session) = self.session.as_mut() else {
@@ -1204,7 +1208,11 @@ impl Connection {
     /// identifier, no topic alias, no expiry) by copying the message's shared encoding (see
     /// [`WireCache`](crate::message::WireCache)), when the message has other subscribers to share it with or is encoded
     /// already. `None`: the delivery takes the usual path.
-    fn write_shared_encoding(&mut self, delivery: &Delivery) -> Option<DeliveryOutcome> {
+    fn write_shared_encoding(
+        &mut self,
+        now: Instant,
+        delivery: &Delivery,
+    ) -> Option<DeliveryOutcome> {
         let message = &delivery.message;
         let plain = delivery.qos == QoS::AtMostOnce
             && delivery.subscription_ids.is_empty()
@@ -1218,17 +1226,10 @@ impl Connection {
         }
         let version = self.version;
         let rest = message.wire.get_or_encode(version, || {
+            // RETAIN is set per subscriber in the first byte, written below.
             let publish = PublishRef {
-                dup: false,
-                qos: QoS::AtMostOnce,
                 retain: false,
-                topic: message.topic.as_bytestr(),
-                packet_id: None,
-                properties: &message.properties,
-                message_expiry_interval: None,
-                topic_alias: None,
-                subscription_identifiers: &[],
-                payload: &message.payload,
+                ..delivery.publish(now, None)
             };
             let mut wire = BytesMut::new();
             if let Err(error) = codec::encode_publish(&publish, version, &mut wire) {

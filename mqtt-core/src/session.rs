@@ -15,11 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{
-    ByteStr, PacketId, QoS,
-    message::Delivery,
-    packet::{Publish, SubscriptionOptions},
-};
+use crate::{ByteStr, PacketId, QoS, message::Delivery, packet::SubscriptionOptions};
 
 /// One subscription of the session, as the client asked for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,17 +134,6 @@ impl Session {
     /// Takes the packet id for a QoS > 0 delivery about to be sent; once it is written,
     /// [`Session::sent`] takes the window slot. The caller checks [`Session::has_window`] first.
     pub fn take_packet_id(&mut self) -> PacketId {
-        self.allocate_packet_id()
-    }
-
-    /// Records a QoS > 0 delivery sent with `id` as in flight until the client acknowledges
-    /// it: it takes a window slot, and is sent again on resume or `retry_interval`.
-    pub fn sent(&mut self, now: Instant, id: PacketId, delivery: Delivery) {
-        self.inflight
-            .push_back((id, Outbound::Publish(delivery), now));
-    }
-
-    fn allocate_packet_id(&mut self) -> PacketId {
         // The window is at most 65535 wide, so a free id always exists; the scan is short
         // because acks usually arrive in order and ids advance monotonically.
         let mut id = self.next_packet_id;
@@ -160,6 +145,13 @@ impl Session {
         }
         self.next_packet_id = id.next();
         id
+    }
+
+    /// Records a QoS > 0 delivery sent with `id` as in flight until the client acknowledges
+    /// it: it takes a window slot, and is sent again on resume or `retry_interval`.
+    pub fn sent(&mut self, now: Instant, id: PacketId, delivery: Delivery) {
+        self.inflight
+            .push_back((id, Outbound::Publish(delivery), now));
     }
 
     /// PUBACK from the client.
@@ -272,10 +264,10 @@ impl Session {
 
     /// What to send again on a resumed session, in the original order: unacknowledged
     /// PUBLISHes with DUP set, and PUBRELs for messages that were PUBREC'd (spec 4.4).
-    pub fn resume(&self, now: Instant) -> impl Iterator<Item = Resend> + '_ {
+    pub fn resume(&self) -> impl Iterator<Item = Resend> + '_ {
         self.inflight
             .iter()
-            .map(move |(id, state, _)| resend(now, *id, state))
+            .map(|(id, state, _)| resend(*id, state))
     }
 
     /// With `retry_interval` set: what was sent at least `interval` ago and is still not
@@ -285,7 +277,7 @@ impl Session {
         for (id, state, sent_at) in &mut self.inflight {
             if now.saturating_duration_since(*sent_at) >= interval {
                 *sent_at = now;
-                due.push(resend(now, *id, state));
+                due.push(resend(*id, state));
             }
         }
         due
@@ -315,39 +307,29 @@ impl Session {
 /// A packet to send again on session resume.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resend {
-    /// An unacknowledged PUBLISH, DUP set.
-    Publish(Box<Publish>),
+    /// An unacknowledged PUBLISH: sent again with DUP set, under the same packet id.
+    Publish {
+        /// Its packet id.
+        id: PacketId,
+        /// What was sent.
+        delivery: Delivery,
+    },
     /// A PUBREL whose PUBCOMP never came.
     PubRel(PacketId),
 }
 
-fn resend(now: Instant, id: PacketId, state: &Outbound) -> Resend {
+fn resend(id: PacketId, state: &Outbound) -> Resend {
     match state {
-        Outbound::Publish(delivery) => Resend::Publish(Box::new(to_publish(now, delivery, id))),
+        Outbound::Publish(delivery) => Resend::Publish {
+            id,
+            delivery: delivery.clone(),
+        },
         Outbound::Release => Resend::PubRel(id),
     }
 }
 
 fn is_qos2(state: &Outbound) -> bool {
     matches!(state, Outbound::Publish(d) if d.qos == QoS::ExactlyOnce)
-}
-
-fn to_publish(now: Instant, delivery: &Delivery, packet_id: PacketId) -> Publish {
-    let message = &delivery.message;
-    let mut properties = message.properties.clone();
-    properties.message_expiry_interval = message.remaining_expiry(now);
-    properties
-        .subscription_identifiers
-        .clone_from(&delivery.subscription_ids);
-    Publish {
-        dup: true,
-        qos: delivery.qos,
-        retain: delivery.retain,
-        topic: message.topic.as_bytestr().clone(),
-        packet_id: Some(packet_id),
-        properties,
-        payload: message.payload.clone(),
-    }
 }
 
 #[cfg(test)]
@@ -403,7 +385,7 @@ mod tests {
         let due = session.retry_due(start + interval, interval);
         assert_eq!(due.len(), 1);
         match &due[0] {
-            Resend::Publish(p) => assert!(p.dup && p.packet_id == Some(first)),
+            Resend::Publish { id, .. } => assert_eq!(*id, first),
             other => panic!("unexpected {other:?}"),
         }
         // The second is due 5 s later; the first is not due again until a full interval on.
