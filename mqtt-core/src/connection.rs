@@ -886,17 +886,26 @@ impl Connection {
     }
 
     fn handle_publish(&mut self, now: Instant, publish: Publish) -> Result<Option<Request>, Close> {
-        let settings = Arc::clone(&self.settings);
-        if publish.qos > settings.max_qos_allowed {
+        // The limits it checks, copied out: no reference count taken per message.
+        let (max_qos, retain_available, max_topic_alias, max_inflight) = {
+            let settings = &self.settings;
+            (
+                settings.max_qos_allowed,
+                settings.retain_available,
+                settings.max_topic_alias,
+                settings.max_inflight,
+            )
+        };
+        if publish.qos > max_qos {
             return Err(self.fail(CloseKind::ProtocolError, ReasonCode::QOS_NOT_SUPPORTED));
         }
-        if publish.retain && !settings.retain_available {
+        if publish.retain && !retain_available {
             return Err(self.fail(CloseKind::ProtocolError, ReasonCode::RETAIN_NOT_SUPPORTED));
         }
 
         // Topic alias resolution (v5 §3.3.2.3.4).
         let topic = match publish.properties.topic_alias {
-            Some(alias) if alias == 0 || alias > settings.max_topic_alias => {
+            Some(alias) if alias == 0 || alias > max_topic_alias => {
                 return Err(self.fail(CloseKind::ProtocolError, ReasonCode::TOPIC_ALIAS_INVALID));
             }
             Some(alias) if publish.topic.is_empty() => match self
@@ -941,10 +950,7 @@ impl Connection {
             // A retransmission of an id already awaiting PUBREL is not a new message: it is
             // answered below as a duplicate, whatever the count.
             let retransmission = self.session.as_ref().is_some_and(|s| s.is_awaiting_rel(id));
-            if self.version.is_v5()
-                && !retransmission
-                && awaiting >= usize::from(settings.max_inflight)
-            {
+            if self.version.is_v5() && !retransmission && awaiting >= usize::from(max_inflight) {
                 // More unacknowledged QoS 2 than the Receive Maximum we advertised.
                 return Err(self.fail(
                     CloseKind::QuotaExceeded,
