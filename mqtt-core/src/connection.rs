@@ -250,7 +250,9 @@ pub struct Connection {
     /// Boxed, as `connect_pending`: most connections have neither, and every idle
     /// connection would otherwise carry their room.
     will: Option<Box<WillMessage>>,
-    session_expiry: Duration,
+    /// The session expiry in effect, in seconds as the protocol counts it. Compact: every
+    /// connection carries it.
+    session_expiry_secs: u32,
     /// The client's Maximum Packet Size (v5), or the protocol maximum.
     client_max_packet_size: u32,
     client_topic_alias_max: u16,
@@ -297,7 +299,7 @@ impl Connection {
             session: None,
             client_id: ByteStr::new(),
             will: None,
-            session_expiry: Duration::ZERO,
+            session_expiry_secs: 0,
             client_max_packet_size: PROTOCOL_MAX_PACKET,
             client_topic_alias_max: 0,
             request_problem_information: true,
@@ -361,7 +363,7 @@ impl Connection {
 
     /// The session expiry in effect (updated by a v5 DISCONNECT).
     pub fn session_expiry(&self) -> Duration {
-        self.session_expiry
+        Duration::from_secs(self.session_expiry_secs.into())
     }
 
     /// Bytes waiting to be written.
@@ -715,20 +717,17 @@ impl Connection {
 
         // Session expiry: v5 asks, capped by the configuration; 3.1.1 persistent sessions get
         // the configured interval.
-        let cap = settings.session_expiry_interval;
+        let cap = expiry_cap_secs(&settings);
         let requested = connect.properties.session_expiry_interval.unwrap_or(0);
-        let session_expiry = if v5 {
-            if requested == u32::MAX {
-                cap
-            } else {
-                Duration::from_secs(requested.into()).min(cap)
-            }
+        let session_expiry_secs = if v5 {
+            requested.min(cap)
         } else if connect.clean_start {
-            Duration::ZERO
+            0
         } else {
             cap
         };
-        self.session_expiry = session_expiry;
+        self.session_expiry_secs = session_expiry_secs;
+        let session_expiry = Duration::from_secs(session_expiry_secs.into());
 
         // The Will.
         let will = match connect.will {
@@ -798,8 +797,8 @@ impl Connection {
             }
             // Tell the client when the server uses another interval than it asked for
             // (u32::MAX, "never expire", is capped too) (spec 3.2.2.3.2).
-            if u64::from(requested) != session_expiry.as_secs() {
-                properties.session_expiry_interval = u32::try_from(session_expiry.as_secs()).ok();
+            if requested != session_expiry_secs {
+                properties.session_expiry_interval = Some(session_expiry_secs);
             }
             properties.receive_maximum = Some(settings.max_inflight);
             if settings.max_qos_allowed < QoS::ExactlyOnce {
@@ -1145,12 +1144,11 @@ impl Connection {
 
     fn handle_disconnect(&mut self, disconnect: Disconnect) -> Close {
         if let Some(expiry) = disconnect.properties.session_expiry_interval {
-            if self.session_expiry.is_zero() && expiry != 0 {
+            if self.session_expiry_secs == 0 && expiry != 0 {
                 // [MQTT-3.14.2-2]: a session created with expiry 0 cannot be extended.
                 return self.fail(CloseKind::ProtocolError, ReasonCode::PROTOCOL_ERROR);
             }
-            let requested = Duration::from_secs(expiry.into());
-            self.session_expiry = requested.min(self.settings.session_expiry_interval);
+            self.session_expiry_secs = expiry.min(expiry_cap_secs(&self.settings));
         }
         self.state = State::Closed;
         let publish_will = disconnect.reason == ReasonCode::DISCONNECT_WITH_WILL;
@@ -1300,6 +1298,15 @@ impl Connection {
         }
         true
     }
+}
+
+/// The configured session expiry cap in whole seconds, as the protocol counts them: a
+/// fraction rounds up (a configured half second keeps a session, it does not end it at the
+/// disconnect), and more than `u32::MAX` seconds is `u32::MAX`, which v5 reads as "never".
+fn expiry_cap_secs(settings: &MqttSettings) -> u32 {
+    let cap = settings.session_expiry_interval;
+    let secs = cap.as_secs() + u64::from(cap.subsec_nanos() > 0);
+    u32::try_from(secs).unwrap_or(u32::MAX)
 }
 
 fn invalid_filter(v5: bool) -> ReasonCode {

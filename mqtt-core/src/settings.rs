@@ -38,7 +38,8 @@ pub struct MqttSettings {
     /// (`mqtt.retry_interval`; `None` = only on reconnect, as the spec allows).
     pub retry_interval: Option<Duration>,
     /// Session expiry of 3.1.1 persistent sessions, and the cap for v5 requests
-    /// (`mqtt.session_expiry_interval`).
+    /// (`mqtt.session_expiry_interval`). Whole seconds, as the protocol counts them: a
+    /// fraction rounds up.
     pub session_expiry_interval: Duration,
     /// Time from accept to a complete CONNECT (`mqtt.idle_timeout`).
     pub idle_timeout: Duration,

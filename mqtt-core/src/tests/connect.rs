@@ -272,6 +272,27 @@ fn session_expiry_is_capped() {
 }
 
 #[test]
+fn a_fractional_expiry_cap_rounds_up_to_whole_seconds() {
+    // The protocol counts the interval in seconds: a configured half second keeps a session
+    // for one, it does not end it at the disconnect.
+    let settings = MqttSettings {
+        session_expiry_interval: Duration::from_millis(1500),
+        ..MqttSettings::default()
+    };
+    let mut world = World::new(settings);
+    world.add_client(ProtocolVersion::V5);
+    let mut packet = connect("c");
+    packet.properties.session_expiry_interval = Some(60);
+    let connack = world.connect(0, packet);
+    assert_eq!(connack.properties.session_expiry_interval, Some(2));
+    assert_eq!(world.conn(0).session_expiry(), Duration::from_secs(2));
+    assert_eq!(
+        world.broker.connects[0].session_expiry,
+        Duration::from_secs(2)
+    );
+}
+
+#[test]
 fn v311_persistent_session_gets_the_configured_expiry() {
     let mut world = v311();
     let mut packet = connect("c");
