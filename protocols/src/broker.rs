@@ -443,7 +443,7 @@ impl Broker {
     /// or discards it when it does not outlive the connection; schedules the Will and expiry.
     pub(crate) fn detach(
         &self,
-        attachment: Attachment,
+        attachment: &Attachment,
         session: Option<Session>,
         will: Option<WillMessage>,
         expiry: Duration,
@@ -451,6 +451,7 @@ impl Broker {
         let Attachment {
             entry, generation, ..
         } = attachment;
+        let generation = *generation;
         entry.mailbox.set_online(false);
         let Some(session) = session else {
             // The connection lost its session state (it cannot, but a takeover must never
@@ -464,12 +465,12 @@ impl Broker {
             return;
         }
         if let Some(delay) = will_delay {
-            self.schedule(delay, &entry, generation, Deadline::Will);
+            self.schedule(delay, entry, generation, Deadline::Will);
         }
         if expiry.is_zero() {
-            self.expire(&entry, generation);
+            self.expire(entry, generation);
         } else if expiry < Duration::from_secs(u64::from(u32::MAX)) {
-            self.schedule(expiry, &entry, generation, Deadline::Expiry);
+            self.schedule(expiry, entry, generation, Deadline::Expiry);
         }
     }
 

@@ -312,7 +312,7 @@ impl VirtualClient {
             "client disconnected"
         );
         self.broker
-            .detach(attachment, self.session.take(), None, self.session_expiry);
+            .detach(&attachment, self.session.take(), None, self.session_expiry);
     }
 }
 
