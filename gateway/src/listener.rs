@@ -6,7 +6,6 @@
 use std::{
     future::Future,
     net::SocketAddr,
-    pin::Pin,
     sync::{Arc, atomic::Ordering},
     time::Duration,
 };
@@ -17,7 +16,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 use tokio_rustls::TlsAcceptor;
-use tokio_util::{either::Either, sync::CancellationToken, task::TaskTracker};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tributary_protocols::{Broker, CertField, ConnectionInfo, PeerCert, serve_mqtt};
 use tributary_websocket::{UpgradeConfig, UpgradeError};
 
@@ -138,30 +137,44 @@ async fn accept_loop(
         }
         let info = ConnectionInfo::new(peer, Arc::clone(&label), spec.kind);
         let guard = ConnectionGuard::new(&spec.metrics);
-        tasks.spawn(serve(stream, info, &spec, broker.clone()).map(move |()| drop(guard)));
+        spawn_serve(&tasks, stream, info, &spec, broker.clone(), guard);
     }
 }
 
-/// What serves one accepted connection: MQTT on the stream itself, or after the listener's
-/// handshake. Not an `async fn`, so that a plain TCP connection's task is the driver's future
-/// and nothing more: no second copy of the stream, info and broker handle as arguments, and
-/// no room for the larger TLS and WebSocket futures (boxed; a TLS stream and the driver
-/// generic over it are kilobytes larger, and were once carried by every idle TCP client).
-fn serve(
+/// Spawns what serves one accepted connection: MQTT on the stream itself, or after the
+/// listener's handshake. A plain TCP connection's task is the driver's future, the guard and
+/// the tracker's token, and nothing more: no second copy of the stream, info and broker handle
+/// as arguments, no room for the larger TLS and WebSocket futures (a TLS stream and the driver
+/// generic over it are kilobytes larger), and no tag of an `Either` of the two, which alone
+/// once took every idle TCP client's task a 128-byte step larger.
+fn spawn_serve(
+    tasks: &TaskTracker,
     stream: TcpStream,
     info: ConnectionInfo,
     spec: &Arc<TcpListenerSpec>,
     broker: Broker,
-) -> Either<impl Future<Output = ()> + Send + 'static, Pin<Box<dyn Future<Output = ()> + Send>>> {
+    guard: ConnectionGuard,
+) {
     match spec.handshake {
-        Handshake::Plain => Either::Left(serve_mqtt(stream, info, broker)),
-        _ => Either::Right(Box::pin(handshake_then_serve(
-            stream,
-            info,
-            Arc::clone(spec),
-            broker,
-        ))),
+        Handshake::Plain => {
+            tasks.spawn(plain(stream, info, broker, guard));
+        }
+        _ => {
+            let spec = Arc::clone(spec);
+            tasks
+                .spawn(handshake_then_serve(stream, info, spec, broker).map(move |()| drop(guard)));
+        }
     }
+}
+
+/// What serves a plain TCP connection: the driver, and the guard that counts it open.
+fn plain(
+    stream: TcpStream,
+    info: ConnectionInfo,
+    broker: Broker,
+    guard: ConnectionGuard,
+) -> impl Future<Output = ()> + Send + 'static {
+    serve_mqtt(stream, info, broker).map(move |()| drop(guard))
 }
 
 /// Runs the listener's handshake on `stream`, then MQTT on what it yields.
@@ -290,5 +303,36 @@ impl ConnectionGuard {
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use tributary_protocols::AllowAll;
+
+    use super::*;
+
+    /// An idle TCP client's task is what the listener spawns for it, and tokio allocates a
+    /// task as that future plus 104 bytes, rounded up to 128 (x86-64): at 536 bytes, 640;
+    /// 8 bytes more and every connection pays 768 (docs/benchmarks.md, idle connections).
+    /// The driver's own part is bounded in `tributary_protocols`; this bounds what the
+    /// listener wraps around it. (A test build's `TcpStream` is 8 bytes larger.)
+    #[tokio::test]
+    async fn a_plain_connection_task_stays_in_its_step() {
+        let broker = Broker::new(Default::default(), Arc::new(AllowAll));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let info = ConnectionInfo::new(addr, Arc::from("tcp:default"), "tcp");
+        let guard = ConnectionGuard::new(&Arc::new(ListenerMetrics::default()));
+        let task = TaskTracker::new().track_future(plain(stream, info, broker, guard));
+        let size = std::mem::size_of_val(&task);
+        let bound = if cfg!(debug_assertions) { 544 } else { 536 };
+        assert!(
+            size <= bound,
+            "a plain TCP connection's task future is {size} bytes"
+        );
     }
 }
