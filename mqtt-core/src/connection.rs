@@ -683,6 +683,11 @@ impl Connection {
             assigned_client_id = true;
         } else if client_id.len() > settings.max_clientid_len {
             return refuse(self, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+        } else {
+            // Copied out of the packet, as the user name below: the connection, its session
+            // and the registry keep them for the connection's life, and a slice would keep
+            // the whole CONNECT's buffer with them.
+            client_id = ByteStr::from(client_id.as_str());
         }
 
         // Enhanced authentication: no method is offered (spec 4.12: 0x8C).
@@ -837,7 +842,7 @@ impl Connection {
             assigned_client_id,
             clean_start: connect.clean_start,
             session_expiry,
-            username: connect.username,
+            username: connect.username.map(|name| ByteStr::from(name.as_str())),
             password: connect.password,
             will,
             keep_alive,

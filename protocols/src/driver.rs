@@ -188,10 +188,10 @@ pub fn serve_mqtt<S: ByteStream>(
                     // Nothing pending, and traffic is light or calmed down since a burst grew the
                     // buffer: give it back, so an idle connection holds no read buffer. The next
                     // read goes through a buffer on the stack (see `IDLE_READ_ROOM`), and the
-                    // buffer grows from what it brings.
-                    if input.capacity() > 0 {
-                        input = BytesMut::new();
-                    }
+                    // buffer grows from what it brings. Even an empty buffer with no room left
+                    // goes: it still holds a share of the allocation its packets were cut
+                    // from, and would keep that alive for as long as the connection is idle.
+                    input = BytesMut::new();
                 } else if input.capacity() - input.len() < read_chunk / 4 {
                     input.reserve(read_chunk);
                 }
