@@ -88,7 +88,7 @@ pub(crate) struct Route {
 #[derive(Debug, Default)]
 pub(crate) struct Routing {
     /// Congested mailboxes this publisher routed to since it last waited for them.
-    pub(crate) congested: Vec<Arc<Mailbox>>,
+    pub(crate) congested: Vec<Arc<SessionEntry>>,
 }
 
 thread_local! {
@@ -380,11 +380,11 @@ impl Broker {
 
     fn make_entry(&self, client_id: &ByteStr) -> Arc<SessionEntry> {
         let config = &self.inner.config;
-        let mailbox = Arc::new(Mailbox::new(
+        let mailbox = Mailbox::new(
             client_id.clone(),
             config.max_mqueue_len,
             config.mqueue_store_qos0,
-        ));
+        );
         Arc::new(SessionEntry::new(mailbox))
     }
 
@@ -397,8 +397,8 @@ impl Broker {
     }
 
     /// Removes a session's routes and queued messages.
-    fn discard(&self, entry: &SessionEntry, mut session: Session) {
-        let subscriber = Subscriber(Arc::clone(&entry.mailbox));
+    fn discard(&self, entry: &Arc<SessionEntry>, mut session: Session) {
+        let subscriber = Subscriber(Arc::clone(entry));
         let max_levels = self.inner.config.mqtt.max_topic_levels;
         for raw in session.subscriptions().keys() {
             if let Ok(parsed) = SubscriptionFilter::parse(raw, max_levels) {
@@ -435,7 +435,7 @@ impl Broker {
         if let Some((subscriber, route)) = picked {
             delivery.qos = message.qos.min(route.options.qos);
             delivery.subscription_ids = route.subscription_id.into_iter().collect();
-            subscriber.0.push(delivery, &self.inner.stats);
+            subscriber.mailbox().push(delivery, &self.inner.stats);
         }
     }
 
@@ -592,7 +592,7 @@ impl Broker {
             while j < scratch.len() && Arc::ptr_eq(&scratch[j].0.0, &sub.0) {
                 let route = &scratch[j].1;
                 j += 1;
-                let own = *sub.0.client_id() == message.publisher;
+                let own = *sub.mailbox().client_id() == message.publisher;
                 if own && (route.options.no_local || ignore_loop) {
                     continue;
                 }
@@ -612,7 +612,7 @@ impl Broker {
                 share = None;
             }
             if let Some(qos) = qos {
-                let hold_back = sub.0.push(
+                let hold_back = sub.mailbox().push(
                     Delivery {
                         message: Arc::clone(&message),
                         qos,
@@ -663,14 +663,14 @@ impl Broker {
     /// the retained messages the new subscriptions ask for.
     pub(crate) fn subscribe(
         &self,
-        entry: &SessionEntry,
+        entry: &Arc<SessionEntry>,
         session: &mut Session,
         username: Option<&str>,
         subscription_id: Option<u32>,
         filters: Vec<FilterRequest>,
     ) -> Vec<ReasonCode> {
         let inner = &*self.inner;
-        let subscriber = Subscriber(Arc::clone(&entry.mailbox));
+        let subscriber = Subscriber(Arc::clone(entry));
         let mut codes = Vec::with_capacity(filters.len());
         let mut retained = Vec::new();
         for request in filters {
@@ -760,12 +760,12 @@ impl Broker {
     /// Carries out one UNSUBSCRIBE for a session: a reason code per filter.
     pub(crate) fn unsubscribe(
         &self,
-        entry: &SessionEntry,
+        entry: &Arc<SessionEntry>,
         session: &mut Session,
         filters: &[ByteStr],
     ) -> Vec<ReasonCode> {
         let inner = &*self.inner;
-        let subscriber = Subscriber(Arc::clone(&entry.mailbox));
+        let subscriber = Subscriber(Arc::clone(entry));
         filters
             .iter()
             .map(

@@ -203,8 +203,8 @@ pub fn serve_mqtt<S: ByteStream>(
                     let congested = std::mem::take(&mut routing.congested);
                     let until = tokio::time::Instant::now() + FLOW_WAIT;
                     driver.flow = Backpressure::Holding(Box::pin(async move {
-                        for mailbox in &congested {
-                            mailbox.wait_drained(until).await;
+                        for entry in &congested {
+                            entry.mailbox.wait_drained(until).await;
                         }
                     }));
                 }

@@ -21,7 +21,7 @@ use tributary_mqtt_core::{
     mqueue::{MessageQueue, PushOutcome},
 };
 
-use crate::stats::Stats;
+use crate::{registry::SessionEntry, stats::Stats};
 
 /// Most deliveries taken from the queue under one lock: big enough that a busy subscriber's
 /// batch becomes one socket write, small enough that publishers never wait long on the lock.
@@ -506,9 +506,15 @@ enum Pushed {
     Qos0Offline,
 }
 
-/// A route table key: a mailbox, compared by identity.
+/// A route table key: a session's entry (for its mailbox), compared by identity.
 #[derive(Debug, Clone)]
-pub(crate) struct Subscriber(pub(crate) Arc<Mailbox>);
+pub(crate) struct Subscriber(pub(crate) Arc<SessionEntry>);
+
+impl Subscriber {
+    pub(crate) fn mailbox(&self) -> &Mailbox {
+        &self.0.mailbox
+    }
+}
 
 impl PartialEq for Subscriber {
     fn eq(&self, other: &Self) -> bool {

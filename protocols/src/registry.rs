@@ -45,13 +45,14 @@ pub struct ClientInfo {
 
 /// A session known to the broker.
 ///
-/// The mailbox is the session's identity in the route table: it stays the same across
-/// connections, so routes survive a reconnect untouched. A discarded session's entry is
-/// removed from the registry and a clean session gets a new entry (and mailbox), so a publisher
-/// still holding an old route can never leak a message into the new session.
+/// The entry is the session's identity in the route table (for its mailbox): it stays the
+/// same across connections, so routes survive a reconnect untouched. A discarded session's
+/// entry is removed from the registry and a clean session gets a new entry (and mailbox), so a
+/// publisher still holding an old route can never leak a message into the new session.
 #[derive(Debug)]
 pub(crate) struct SessionEntry {
-    pub(crate) mailbox: Arc<Mailbox>,
+    /// Inline: the entry and its mailbox live and die together (one allocation per session).
+    pub(crate) mailbox: Mailbox,
     /// Serializes connects with this client id: a takeover storm queues here, each new
     /// connection waits for the previous owner to hand the session back. An async mutex because
     /// it is held across that wait; it guards no data.
@@ -87,7 +88,7 @@ pub(crate) enum Slot {
 }
 
 impl SessionEntry {
-    pub(crate) fn new(mailbox: Arc<Mailbox>) -> Self {
+    pub(crate) fn new(mailbox: Mailbox) -> Self {
         Self {
             mailbox,
             connect_lock: tokio::sync::Mutex::new(()),
