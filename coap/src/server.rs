@@ -23,7 +23,9 @@ use tributary_mqtt_core::{
     message::Delivery,
     packet::{RetainHandling, SubscriptionOptions},
 };
-use tributary_protocols::{Broker, PublishError, VirtualClient, VirtualConnect, Wake};
+use tributary_protocols::{
+    Broker, Protocol, PublishError, Transport, VirtualClient, VirtualConnect, Wake,
+};
 
 use crate::{
     block::uint,
@@ -296,8 +298,8 @@ impl Peer {
                 .map(|p| Bytes::copy_from_slice(p.as_bytes())),
             peer: self.addr,
             listener: Arc::clone(&self.config.listener),
-            protocol: "coap",
-            transport: "udp",
+            protocol: Protocol::Coap,
+            transport: Transport::Udp,
             authenticate: true,
             clean_start: true,
             session_expiry: Duration::ZERO,
@@ -335,8 +337,8 @@ impl Peer {
             password: None,
             peer: self.addr,
             listener: Arc::clone(&self.config.listener),
-            protocol: "coap",
-            transport: "udp",
+            protocol: Protocol::Coap,
+            transport: Transport::Udp,
             authenticate: false,
             clean_start: true,
             session_expiry: Duration::ZERO,

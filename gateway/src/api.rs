@@ -21,7 +21,8 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tributary_protocols::{Broker, ClientInfo};
+use tributary_mqtt_core::ByteStr;
+use tributary_protocols::{Broker, ClientInfo, Protocol};
 
 use crate::{StartError, metrics::Metrics};
 
@@ -172,22 +173,21 @@ struct ClientView<'a> {
 }
 
 impl<'a> ClientView<'a> {
-    fn new(node: &'a str, client: &'a ClientInfo) -> Self {
+    fn new(node: &'a str, client_id: &'a str, client: &'a ClientInfo) -> Self {
         Self {
             node,
-            clientid: &client.client_id,
+            clientid: client_id,
             username: client.username.as_deref(),
             ip_address: client.peer.ip().to_string(),
             port: client.peer.port(),
             listener: &client.listener,
-            protocol: client.protocol,
+            protocol: client.protocol.as_str(),
             proto_name: match client.protocol {
-                "mqtt" => "MQTT",
-                "coap" => "CoAP",
-                "lwm2m" => "LwM2M",
-                other => other,
+                Protocol::Mqtt => "MQTT",
+                Protocol::Coap => "CoAP",
+                Protocol::Lwm2m => "LwM2M",
             },
-            transport: client.transport,
+            transport: client.transport.as_str(),
             connected: true,
         }
     }
@@ -220,38 +220,43 @@ async fn clients(
             format!("expected page >= 1 and limit between 1 and {MAX_LIMIT}"),
         );
     }
-    let mut matching: Vec<Arc<ClientInfo>> = state
+    let mut matching: Vec<(ByteStr, Arc<ClientInfo>)> = state
         .broker
         .clients()
         .into_iter()
-        .filter(|c| query.protocol.as_deref().is_none_or(|p| c.protocol == p))
-        .filter(|c| {
+        .filter(|(_, c)| {
+            query
+                .protocol
+                .as_deref()
+                .is_none_or(|p| c.protocol.as_str() == p)
+        })
+        .filter(|(_, c)| {
             query
                 .username
                 .as_deref()
                 .is_none_or(|u| c.username.as_deref() == Some(u))
         })
-        .filter(|c| {
+        .filter(|(_, c)| {
             query
                 .ip_address
                 .as_deref()
                 .is_none_or(|ip| c.peer.ip().to_string() == ip)
         })
-        .filter(|c| {
+        .filter(|(client_id, _)| {
             query
                 .like_clientid
                 .as_deref()
-                .is_none_or(|part| c.client_id.contains(part))
+                .is_none_or(|part| client_id.contains(part))
         })
         .collect();
     // A stable order, so that pages do not overlap while the set is unchanged.
-    matching.sort_unstable_by(|a, b| a.client_id.cmp(&b.client_id));
+    matching.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
     let count = matching.len();
     let start = (page - 1).saturating_mul(limit).min(count);
     let end = start.saturating_add(limit).min(count);
     let data: Vec<ClientView<'_>> = matching[start..end]
         .iter()
-        .map(|c| ClientView::new(&state.node, c))
+        .map(|(client_id, c)| ClientView::new(&state.node, client_id, c))
         .collect();
     Json(serde_json::json!({
         "data": data,
@@ -269,7 +274,7 @@ async fn client(
         return unauthorized();
     }
     match state.broker.client(&clientid) {
-        Some(client) => Json(ClientView::new(&state.node, &client)).into_response(),
+        Some(client) => Json(ClientView::new(&state.node, &clientid, &client)).into_response(),
         None => error(
             StatusCode::NOT_FOUND,
             "CLIENTID_NOT_FOUND",

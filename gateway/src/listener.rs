@@ -17,7 +17,7 @@ use tokio::{
 };
 use tokio_rustls::TlsAcceptor;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tributary_protocols::{Broker, CertField, ConnectionInfo, PeerCert, serve_mqtt};
+use tributary_protocols::{Broker, CertField, ConnectionInfo, PeerCert, Transport, serve_mqtt};
 use tributary_websocket::{UpgradeConfig, UpgradeError};
 
 use crate::{
@@ -36,6 +36,18 @@ pub(crate) enum Handshake {
     Ws(UpgradeConfig),
     /// TLS, then a WebSocket upgrade over it.
     Wss(TlsStep, UpgradeConfig),
+}
+
+impl Handshake {
+    /// The transport a client of this listener connects over.
+    fn transport(&self) -> Transport {
+        match self {
+            Self::Plain => Transport::Tcp,
+            Self::Tls(_) => Transport::Ssl,
+            Self::Ws(_) => Transport::Ws,
+            Self::Wss(..) => Transport::Wss,
+        }
+    }
 }
 
 /// The TLS step of a listener, with what it makes of the client certificate.
@@ -135,7 +147,7 @@ async fn accept_loop(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
         }
-        let info = ConnectionInfo::new(peer, Arc::clone(&label), spec.kind);
+        let info = ConnectionInfo::new(peer, Arc::clone(&label), spec.handshake.transport());
         let guard = ConnectionGuard::new(&spec.metrics);
         spawn_serve(&tasks, stream, info, &spec, broker.clone(), guard);
     }
@@ -325,7 +337,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stream = TcpStream::connect(addr).await.unwrap();
-        let info = ConnectionInfo::new(addr, Arc::from("tcp:default"), "tcp");
+        let info = ConnectionInfo::new(addr, Arc::from("tcp:default"), Transport::Tcp);
         let guard = ConnectionGuard::new(&Arc::new(ListenerMetrics::default()));
         let task = TaskTracker::new().track_future(plain(stream, info, broker, guard));
         let size = std::mem::size_of_val(&task);

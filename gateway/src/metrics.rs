@@ -295,11 +295,11 @@ impl Metrics {
 
     fn sync_clients(&self) {
         let mut now: BTreeMap<ClientSeries, u64> = BTreeMap::new();
-        for client in self.broker.clients() {
+        for (_, client) in self.broker.clients() {
             let series = (
                 Arc::clone(&client.listener),
-                client.protocol,
-                client.transport,
+                client.protocol.as_str(),
+                client.transport.as_str(),
             );
             *now.entry(series).or_default() += 1;
         }

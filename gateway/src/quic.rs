@@ -16,7 +16,7 @@ use std::{
 use quinn::{Endpoint, IdleTimeout, TransportConfig, VarInt, crypto::rustls::QuicServerConfig};
 use rustls_pki_types::CertificateDer;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tributary_protocols::{Broker, CertField, ConnectionInfo, serve_mqtt};
+use tributary_protocols::{Broker, CertField, ConnectionInfo, Transport, serve_mqtt};
 
 use crate::{
     BoundListener, StartError,
@@ -177,7 +177,7 @@ async fn serve(
     let chain = connection
         .peer_identity()
         .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok());
-    let mut info = ConnectionInfo::new(connection.remote_address(), label, "quic");
+    let mut info = ConnectionInfo::new(connection.remote_address(), label, Transport::Quic);
     info.peer_cert = tls::peer_cert(chain.as_deref().map(Vec::as_slice));
     info.username_from_cert = spec.username_from_cert;
     info.client_id_from_cert = spec.client_id_from_cert;

@@ -46,7 +46,7 @@ use tributary_mqtt_core::{
     message::Delivery,
     packet::{RetainHandling, SubscriptionOptions},
 };
-use tributary_protocols::{Broker, VirtualClient, VirtualConnect, Wake};
+use tributary_protocols::{Broker, Protocol, Transport, VirtualClient, VirtualConnect, Wake};
 
 use crate::{
     command::{DeviceRequest, Method, ResponseCode},
@@ -509,8 +509,8 @@ impl Peer {
                 .map(|p| Bytes::copy_from_slice(p.as_bytes())),
             peer: self.addr,
             listener: Arc::clone(&shared.config.listener),
-            protocol: "lwm2m",
-            transport: "udp",
+            protocol: Protocol::Lwm2m,
+            transport: Transport::Udp,
             authenticate: true,
             clean_start: true,
             session_expiry: Duration::ZERO,

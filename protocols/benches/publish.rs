@@ -34,7 +34,7 @@ use tributary_mqtt_core::{
     codec::{encode, encoded_len},
     packet::{Connect, Publish, Subscribe, SubscribeProperties, SubscriptionOptions},
 };
-use tributary_protocols::{Broker, ConnectionInfo, serve_mqtt};
+use tributary_protocols::{Broker, ConnectionInfo, Transport, serve_mqtt};
 
 const BURST: u64 = 100;
 const TOPIC: &str = "bench/publish/path";
@@ -65,7 +65,8 @@ fn open(broker: &Broker, n: u16) -> DuplexStream {
     let info = ConnectionInfo::new(
         SocketAddr::from(([127, 0, 0, 1], n)),
         Arc::from("bench:duplex"),
-        "duplex",
+        // An in-memory stream, which the driver serves as it serves TCP.
+        Transport::Tcp,
     );
     tokio::spawn(serve_mqtt(server, info, broker.clone()));
     client

@@ -214,14 +214,14 @@ impl Broker {
         self.inner.retained.len()
     }
 
-    /// A fresh, hard-to-guess connection id.
-    /// The clients connected now, in no particular order (a snapshot, for listings).
-    pub fn clients(&self) -> Vec<Arc<ClientInfo>> {
+    /// The clients connected now with their client ids, in no particular order (a snapshot,
+    /// for listings).
+    pub fn clients(&self) -> Vec<(ByteStr, Arc<ClientInfo>)> {
         self.inner
             .sessions
             .pin()
-            .values()
-            .filter_map(|entry| entry.client())
+            .iter()
+            .filter_map(|(client_id, entry)| Some((client_id.clone(), entry.client()?)))
             .collect()
     }
 
@@ -238,6 +238,7 @@ impl Broker {
             .filter(|message| !message.is_expired(now()))
     }
 
+    /// A fresh, hard-to-guess connection id.
     pub(crate) fn next_conn_id(&self) -> u64 {
         let n = self.inner.next_generation.fetch_add(1, Ordering::Relaxed);
         splitmix(self.inner.conn_seed ^ n)
@@ -263,7 +264,6 @@ impl Broker {
             return (ConnectResult::Refused(code), None);
         }
         let client = Arc::new(ClientInfo {
-            client_id: request.client_id.clone(),
             username: request.username.clone(),
             peer: auth.peer,
             listener: Arc::clone(&auth.listener),

@@ -21,6 +21,7 @@ use crate::{
     hooks::AuthRequest,
     mailbox::FLOW_WAIT,
     peer_cert::{CertField, PeerCert},
+    registry::{Protocol, Transport},
     stats::Stats,
 };
 
@@ -57,8 +58,8 @@ pub struct ConnectionInfo {
     pub peer: SocketAddr,
     /// The listener that accepted it, as `type:name` (`tcp:default`).
     pub listener: Arc<str>,
-    /// The transport: `tcp`, `ssl`, `ws`, `wss` or `quic`.
-    pub transport: &'static str,
+    /// The transport.
+    pub transport: Transport,
     /// The client certificate the TLS transport verified, if the client sent one.
     pub peer_cert: Option<Arc<PeerCert>>,
     /// With `peer_cert_as_username`: the certificate field that replaces the CONNECT user
@@ -71,7 +72,7 @@ pub struct ConnectionInfo {
 
 impl ConnectionInfo {
     /// A connection with no certificate and no substitutions.
-    pub fn new(peer: SocketAddr, listener: Arc<str>, transport: &'static str) -> Self {
+    pub fn new(peer: SocketAddr, listener: Arc<str>, transport: Transport) -> Self {
         Self {
             peer,
             listener,
@@ -382,7 +383,7 @@ impl Driver {
             peer: info.peer,
             listener: Arc::clone(&info.listener),
             transport: info.transport,
-            protocol: "mqtt",
+            protocol: Protocol::Mqtt,
             peer_cert: info.peer_cert.clone(),
         };
         let (result, attachment) = self.broker.connect(&request, auth).await;
@@ -395,7 +396,7 @@ impl Driver {
                 client_id = %request.client_id,
                 peer = %client.peer,
                 listener = %client.listener,
-                transport = client.transport,
+                transport = %client.transport,
                 version = ?request.version,
                 clean_start = request.clean_start,
                 "client connected"
@@ -716,7 +717,7 @@ mod tests {
         let mut info = ConnectionInfo::new(
             SocketAddr::from(([127, 0, 0, 1], 1)),
             Arc::from("ssl:default"),
-            "ssl",
+            Transport::Ssl,
         );
         info.peer_cert = Some(Arc::new(PeerCert {
             common_name: cn.map(str::to_owned),
@@ -782,7 +783,7 @@ mod footprint {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let info = ConnectionInfo::new(addr, Arc::from("tcp:default"), "tcp");
+        let info = ConnectionInfo::new(addr, Arc::from("tcp:default"), Transport::Tcp);
         let task = serve_mqtt(stream, info, broker);
         let size = std::mem::size_of_val(&task);
         let bound = if cfg!(debug_assertions) { 528 } else { 520 };

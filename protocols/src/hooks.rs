@@ -5,7 +5,7 @@ use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc};
 use bytes::Bytes;
 use tributary_mqtt_core::{ByteStr, ReasonCode};
 
-use crate::PeerCert;
+use crate::{PeerCert, Protocol, Transport};
 
 /// A boxed, sendable future (what async hook methods return).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -23,10 +23,10 @@ pub struct AuthRequest {
     pub peer: SocketAddr,
     /// Listener that accepted the connection (`tcp:default`), shared with the listener.
     pub listener: Arc<str>,
-    /// Transport: `tcp`, `ssl`, `ws`, `wss`, `quic` or `udp`.
-    pub transport: &'static str,
-    /// Protocol: `mqtt`, or `coap` / `lwm2m` for a gateway's virtual client.
-    pub protocol: &'static str,
+    /// Transport.
+    pub transport: Transport,
+    /// Protocol: MQTT, or CoAP / LwM2M for a gateway's virtual client.
+    pub protocol: Protocol,
     /// The client certificate the TLS transport verified, if the client sent one.
     pub peer_cert: Option<Arc<PeerCert>>,
 }

@@ -31,7 +31,7 @@ pub use driver::{ByteStream, ConnectionInfo, serve_mqtt};
 pub use hooks::{AllowAll, AuthRequest, BoxFuture, Hooks};
 pub use mailbox::Mailbox;
 pub use peer_cert::{CertField, PeerCert};
-pub use registry::ClientInfo;
+pub use registry::{ClientInfo, Protocol, Transport};
 pub use stats::Stats;
 pub use sys::{SysTopics, run_sys_topics};
 pub use virtual_client::{PublishError, VirtualClient, VirtualConnect, Wake};

@@ -26,21 +26,87 @@ pub(crate) struct Kick {
     pub(crate) code: ReasonCode,
 }
 
-/// Who is connected to a session: what client listings and logs show.
+/// Who is connected to a session: what client listings and logs show. (The client id is the
+/// session's: [`Broker::clients`](crate::Broker::clients) lists it with this.) Every
+/// connected client has one, so it is kept small.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientInfo {
-    /// Client id.
-    pub client_id: ByteStr,
     /// User name, if the client gave one.
     pub username: Option<ByteStr>,
     /// Remote address.
     pub peer: SocketAddr,
     /// The listener that accepted it, as `type:name` (`tcp:default`, `udp:default`).
     pub listener: Arc<str>,
-    /// The protocol the client speaks: `mqtt`, `coap` or `lwm2m`.
-    pub protocol: &'static str,
-    /// The transport under it: `tcp`, `ssl`, `ws`, `wss`, `quic` or `udp`.
-    pub transport: &'static str,
+    /// The protocol the client speaks.
+    pub protocol: Protocol,
+    /// The transport under it.
+    pub transport: Transport,
+}
+
+/// The protocol a client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    /// MQTT (3.1, 3.1.1 or 5.0).
+    Mqtt,
+    /// CoAP, through the CoAP gateway.
+    Coap,
+    /// LwM2M, through the LwM2M gateway.
+    Lwm2m,
+}
+
+impl Protocol {
+    /// Its name in listings, logs and metric labels: `mqtt`, `coap` or `lwm2m`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mqtt => "mqtt",
+            Self::Coap => "coap",
+            Self::Lwm2m => "lwm2m",
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The transport a client connects over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Transport {
+    /// Plain TCP.
+    Tcp,
+    /// TLS over TCP.
+    Ssl,
+    /// WebSocket.
+    Ws,
+    /// WebSocket over TLS.
+    Wss,
+    /// QUIC.
+    Quic,
+    /// UDP (the CoAP and LwM2M gateways).
+    Udp,
+}
+
+impl Transport {
+    /// Its name in listings, logs and metric labels: `tcp`, `ssl`, `ws`, `wss`, `quic` or
+    /// `udp` (the listener types of the configuration).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Ssl => "ssl",
+            Self::Ws => "ws",
+            Self::Wss => "wss",
+            Self::Quic => "quic",
+            Self::Udp => "udp",
+        }
+    }
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A session known to the broker.

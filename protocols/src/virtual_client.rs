@@ -27,7 +27,7 @@ use tributary_mqtt_core::{
 use crate::{
     broker::{Attachment, Broker, Routing, now},
     hooks::AuthRequest,
-    registry::ClientInfo,
+    registry::{ClientInfo, Protocol, Transport},
     stats::Stats,
 };
 
@@ -44,10 +44,10 @@ pub struct VirtualConnect {
     pub peer: SocketAddr,
     /// The gateway listener, as `type:name` (`udp:default`).
     pub listener: Arc<str>,
-    /// `coap` or `lwm2m`.
-    pub protocol: &'static str,
-    /// `udp` (or `dtls`).
-    pub transport: &'static str,
+    /// CoAP or LwM2M.
+    pub protocol: Protocol,
+    /// UDP.
+    pub transport: Transport,
     /// Whether to ask the authentication hook. A gateway mode without credentials (CoAP's
     /// connectionless mode) skips it; ACL applies either way.
     pub authenticate: bool,
@@ -83,6 +83,7 @@ pub enum PublishError {
 #[derive(Debug)]
 pub struct VirtualClient {
     broker: Broker,
+    client_id: ByteStr,
     client: Arc<ClientInfo>,
     /// `Some` until the client is dropped or disconnected.
     attachment: Option<Attachment>,
@@ -115,8 +116,8 @@ impl Broker {
         if connect.authenticate {
             self.hooks().authenticate(&auth).await?;
         }
+        let client_id = connect.client_id;
         let client = Arc::new(ClientInfo {
-            client_id: connect.client_id,
             username: connect.username,
             peer: connect.peer,
             listener: connect.listener,
@@ -124,18 +125,19 @@ impl Broker {
             transport: connect.transport,
         });
         let (session, session_present, attachment) = self
-            .attach(&client.client_id, connect.clean_start, Arc::clone(&client))
+            .attach(&client_id, connect.clean_start, Arc::clone(&client))
             .await;
         tracing::debug!(
-            client_id = %client.client_id,
+            %client_id,
             peer = %client.peer,
             listener = %client.listener,
-            protocol = client.protocol,
+            protocol = %client.protocol,
             session_present,
             "client connected"
         );
         Ok(VirtualClient {
             broker: self.clone(),
+            client_id,
             client,
             attachment: Some(attachment),
             session: Some(session),
@@ -154,7 +156,7 @@ impl VirtualClient {
 
     /// The client id.
     pub fn client_id(&self) -> &ByteStr {
-        &self.client.client_id
+        &self.client_id
     }
 
     /// Whether an earlier session was resumed.
@@ -177,7 +179,7 @@ impl VirtualClient {
             .map_err(|_| PublishError::InvalidTopic)?;
         let allowed = !topic.is_sys()
             && self.broker.hooks().authorize_publish(
-                &self.client.client_id,
+                &self.client_id,
                 self.client.username.as_deref(),
                 topic.as_str(),
             );
@@ -192,7 +194,7 @@ impl VirtualClient {
             retain,
             properties: PublishProperties::default(),
             expires_at: expiry.map(|e| now() + e),
-            publisher: self.client.client_id.clone(),
+            publisher: self.client_id.clone(),
             wire: tributary_mqtt_core::message::WireCache::default(),
         };
         let routed = self.broker.publish(Arc::new(message), &mut self.routing);
@@ -304,10 +306,10 @@ impl VirtualClient {
             return;
         };
         tracing::debug!(
-            client_id = %self.client.client_id,
+            client_id = %self.client_id,
             peer = %self.client.peer,
             listener = %self.client.listener,
-            protocol = self.client.protocol,
+            protocol = %self.client.protocol,
             reason,
             "client disconnected"
         );

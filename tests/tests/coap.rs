@@ -16,7 +16,7 @@ use common::{
 };
 use rumqttc::QoS as RQoS;
 use tributary_mqtt_core::ReasonCode;
-use tributary_protocols::{AuthRequest, BoxFuture, Hooks};
+use tributary_protocols::{AuthRequest, BoxFuture, Hooks, Protocol, Transport};
 use tributary_tests::{TestGateway, start_gateway, start_gateway_with, start_gateway_with_hooks};
 
 use RequestType::{Delete, Get, Post, Put};
@@ -91,13 +91,13 @@ async fn publish_reaches_mqtt_with_topic_qos_and_retain() {
 
     // Listed as a CoAP client of the UDP listener.
     let clients = gateway.gateway().broker().clients();
-    let coap_client = clients
+    let (_, coap_client) = clients
         .iter()
-        .find(|c| c.protocol == "coap")
+        .find(|(_, c)| c.protocol == Protocol::Coap)
         .expect("a coap client");
     assert_eq!(
         (coap_client.transport, &*coap_client.listener),
-        ("udp", "udp:default")
+        (Transport::Udp, "udp:default")
     );
     assert_eq!(coap_client.peer, coap.addr());
 
@@ -291,7 +291,7 @@ async fn connection_mode_login_heartbeat_expiry_and_logout() {
     let value: u64 = token.parse().unwrap();
     assert!((1..=u64::from(u32::MAX)).contains(&value));
     let client = broker.client("dev1").expect("logged in");
-    assert_eq!(client.protocol, "coap");
+    assert_eq!(client.protocol, Protocol::Coap);
     assert_eq!(client.username.as_deref(), Some("u"));
 
     let answer = coap.con(request(Post, "ps/x", &["c=dev1", "t=1"])).await;
@@ -464,19 +464,19 @@ async fn an_mqtt_client_with_the_same_client_id_takes_over() {
         .con(request(Post, "mqtt/connection", &["clientid=shared"]))
         .await;
     assert_eq!(code(&answer), response(ResponseType::Created));
-    assert_eq!(broker.client("shared").unwrap().protocol, "coap");
+    assert_eq!(broker.client("shared").unwrap().protocol, Protocol::Coap);
     let mqtt = V4::connect(v4_options(&gateway, "shared")).await;
     until("the MQTT client holds the session", || {
         broker
             .client("shared")
-            .is_some_and(|c| c.protocol == "mqtt")
+            .is_some_and(|c| c.protocol == Protocol::Mqtt)
     })
     .await;
     assert_eq!(
         broker
             .clients()
             .iter()
-            .filter(|c| c.protocol == "coap")
+            .filter(|(_, c)| c.protocol == Protocol::Coap)
             .count(),
         0
     );

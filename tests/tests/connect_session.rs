@@ -9,6 +9,7 @@ use common::{
 };
 use rumqttc::v5::mqttbytes::{QoS as Q5, v5::DisconnectReasonCode};
 use rumqttc::{QoS, SubscribeReasonCode};
+use tributary_protocols::Protocol;
 use tributary_tests::start_gateway;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -314,7 +315,7 @@ async fn every_clean_takeover_leaves_the_new_session_registered() {
     let listed = broker
         .client("hopper")
         .expect("the second connection is registered");
-    assert_eq!(listed.protocol, "mqtt");
+    assert_eq!(listed.protocol, Protocol::Mqtt);
     let _third = V4::connect(v4_options(&gateway, "hopper")).await;
     second.events.take_error().await;
     assert_eq!(broker.session_count(), 1);

@@ -387,7 +387,7 @@ async fn update_publishes_and_deregister_closes() {
             .broker()
             .clients()
             .iter()
-            .any(|c| &*c.client_id == "dev-upd")
+            .any(|(id, _)| id == "dev-upd")
     );
     let answer = device.deregister().await;
     assert_eq!(code(&answer), response(ResponseType::Deleted));
@@ -397,7 +397,7 @@ async fn update_publishes_and_deregister_closes() {
             .broker()
             .clients()
             .iter()
-            .any(|c| &*c.client_id == "dev-upd")
+            .any(|(id, _)| id == "dev-upd")
     })
     .await;
     // De-register publishes nothing; a command now reaches no device.
@@ -440,7 +440,7 @@ async fn lifetime_expiry_drops_the_registration() {
             .broker()
             .clients()
             .iter()
-            .any(|c| &*c.client_id == "dev-lt")
+            .any(|(id, _)| id == "dev-lt")
     })
     .await;
     let answer = device.update(&[], None).await;

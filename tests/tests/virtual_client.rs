@@ -17,7 +17,9 @@ use tributary_mqtt_core::{
     connection::CloseKind,
     packet::{RetainHandling, SubscriptionOptions},
 };
-use tributary_protocols::{Broker, PublishError, VirtualClient, VirtualConnect, Wake};
+use tributary_protocols::{
+    Broker, Protocol, PublishError, Transport, VirtualClient, VirtualConnect, Wake,
+};
 use tributary_tests::start_gateway;
 
 async fn connect(broker: &Broker, client_id: &str) -> VirtualClient {
@@ -28,8 +30,8 @@ async fn connect(broker: &Broker, client_id: &str) -> VirtualClient {
             password: None,
             peer: "127.0.0.1:5683".parse().unwrap(),
             listener: Arc::from("udp:default"),
-            protocol: "coap",
-            transport: "udp",
+            protocol: Protocol::Coap,
+            transport: Transport::Udp,
             authenticate: true,
             clean_start: true,
             session_expiry: Duration::ZERO,
@@ -54,8 +56,11 @@ async fn virtual_and_mqtt_clients_share_one_topic_space() {
     let mut device = connect(&broker, "sensor-1").await;
 
     let info = broker.client("sensor-1").expect("listed while connected");
-    assert_eq!((info.protocol, info.transport), ("coap", "udp"));
-    assert!(broker.clients().iter().any(|c| c.client_id == "sensor-1"));
+    assert_eq!(
+        (info.protocol, info.transport),
+        (Protocol::Coap, Transport::Udp)
+    );
+    assert!(broker.clients().iter().any(|(id, _)| id == "sensor-1"));
 
     // Device → MQTT.
     let mut mqtt = V4::connect(v4_options(&gateway, "integrator")).await;
@@ -146,6 +151,6 @@ async fn an_mqtt_connection_takes_a_virtual_clients_session_over() {
         "a clean-session CONNECT discards it"
     );
     let info = broker.client("dev-42").unwrap();
-    assert_eq!(info.protocol, "mqtt");
+    assert_eq!(info.protocol, Protocol::Mqtt);
     gateway.shutdown().await;
 }
