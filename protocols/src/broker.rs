@@ -293,7 +293,7 @@ impl Broker {
     ) -> (Session, bool, Attachment) {
         loop {
             let entry = self.entry_or_insert(client_id);
-            let serial = entry.connect_lock.lock().await;
+            let serial = entry.serial().await;
             if !self.is_current(&entry) {
                 // Discarded while we waited for the lock: start over with the live entry.
                 continue;
@@ -496,7 +496,7 @@ impl Broker {
             match what {
                 Deadline::Will => broker.publish_pending_will(&entry, generation),
                 Deadline::Expiry => {
-                    let _serial = entry.connect_lock.lock().await;
+                    let _serial = entry.serial().await;
                     broker.expire(&entry, generation);
                 }
             }

@@ -119,16 +119,26 @@ impl std::fmt::Display for Transport {
 pub(crate) struct SessionEntry {
     /// Inline: the entry and its mailbox live and die together (one allocation per session).
     pub(crate) mailbox: Mailbox,
-    /// Serializes connects with this client id: a takeover storm queues here, each new
-    /// connection waits for the previous owner to hand the session back. An async mutex because
-    /// it is held across that wait; it guards no data.
-    pub(crate) connect_lock: tokio::sync::Mutex<()>,
     slot: Mutex<Slot>,
-    /// Signalled when a connection hands the session back.
+    /// Signalled when a connection hands the session back, and when a connect lets go of
+    /// `connecting`. Whoever waits on it looks again at what it waits for.
     released: Notify,
     /// Whether the slot holds a kick: what a connection looks at on every wake-up, without
     /// the lock.
     kick_pending: AtomicBool,
+    /// Held by the connect (or expiry) in progress for this client id (see [`Self::serial`]).
+    connecting: AtomicBool,
+}
+
+/// The right to change which connection owns a session: one connect (or expiry) at a time
+/// per client id. Let go when dropped.
+pub(crate) struct Serial<'a>(&'a SessionEntry);
+
+impl Drop for Serial<'_> {
+    fn drop(&mut self) {
+        self.0.connecting.store(false, Ordering::Release);
+        self.0.released.notify_waiters();
+    }
 }
 
 /// Where the session state is.
@@ -157,10 +167,36 @@ impl SessionEntry {
     pub(crate) fn new(mailbox: Mailbox) -> Self {
         Self {
             mailbox,
-            connect_lock: tokio::sync::Mutex::new(()),
             slot: Mutex::new(Slot::Discarded),
             released: Notify::new(),
             kick_pending: AtomicBool::new(false),
+            connecting: AtomicBool::new(false),
+        }
+    }
+
+    /// Waits for the connects (and expiry) before this one to finish with the session: a
+    /// takeover storm queues here, each new connection waiting for the previous owner to hand
+    /// the session back. Held across that wait, so a flag and the `released` signal rather
+    /// than a mutex of its own: every session pays for its room. Cancel-safe.
+    pub(crate) async fn serial(&self) -> Serial<'_> {
+        let take = || {
+            self.connecting
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        };
+        loop {
+            if take() {
+                return Serial(self);
+            }
+            let released = self.released.notified();
+            tokio::pin!(released);
+            // Register interest before looking again, so a let-go between the look and the
+            // wait is not missed.
+            released.as_mut().enable();
+            if take() {
+                return Serial(self);
+            }
+            released.await;
         }
     }
 
@@ -236,7 +272,7 @@ impl SessionEntry {
     }
 
     /// Waits until the current owner (if any) hands the session back, kicking it first.
-    /// Called with `connect_lock` held, so no other connect interleaves.
+    /// Called with the [`Serial`] held, so no other connect interleaves.
     pub(crate) async fn take_over(&self, kick: Kick) {
         loop {
             let released = self.released.notified();
@@ -256,5 +292,50 @@ impl SessionEntry {
             self.mailbox.signal().wake();
             released.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use super::*;
+
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn one_connect_at_a_time_per_session() {
+        let entry = Arc::new(SessionEntry::new(Mailbox::new(
+            ByteStr::from("c"),
+            10,
+            false,
+        )));
+        let first = entry.serial().await;
+        let waiting = {
+            let entry = Arc::clone(&entry);
+            tokio::spawn(async move { drop(entry.serial().await) })
+        };
+        settle().await;
+        assert!(!waiting.is_finished(), "a second connect waits");
+        // A hand-back shares the signal: the waiter looks again and keeps waiting.
+        entry.released.notify_waiters();
+        settle().await;
+        assert!(!waiting.is_finished(), "still held");
+        // A waiter that gives up takes nothing with it.
+        let given_up = tokio::time::timeout(Duration::from_millis(10), entry.serial()).await;
+        assert!(given_up.is_err());
+        drop(first);
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        // Free again once the second is done.
+        drop(entry.serial().await);
     }
 }
