@@ -107,8 +107,12 @@ pub struct Mailbox {
     state: Mutex<MailboxState>,
     /// Wakes the session's connection: deliveries were queued, or it is kicked.
     signal: Signal,
-    /// Wakes publishers held back by this mailbox once it has drained (see [`Flow`]).
-    drained: Notify,
+    /// Wakes whoever waits on this session: publishers held back by this mailbox, once it
+    /// has drained (see [`Flow`]); and, for the registry entry around it, a takeover waiting
+    /// for the connection to hand the session back, and a connect waiting for the one before
+    /// it. Each looks again at what it waits for. One signal, not one per reason: every
+    /// session pays for each.
+    waiters: Notify,
 }
 
 #[derive(Debug)]
@@ -202,7 +206,7 @@ impl Mailbox {
                 slow_strikes: 0,
             }),
             signal: Signal::default(),
-            drained: Notify::new(),
+            waiters: Notify::new(),
         }
     }
 
@@ -269,6 +273,11 @@ impl Mailbox {
         congested
     }
 
+    /// The session's waiters' signal (see the field).
+    pub(crate) fn waiters(&self) -> &Notify {
+        &self.waiters
+    }
+
     /// Waits until this mailbox has drained under its low-water mark, or its session went
     /// offline; `false` if `deadline` came first, and then the mailbox counts as a slow
     /// consumer (see [`Flow`]).
@@ -284,9 +293,10 @@ impl Mailbox {
             state.popped
         };
         loop {
-            let drained = self.drained.notified();
+            let drained = self.waiters.notified();
             tokio::pin!(drained);
-            // Registered before looking, so a drain between the look and the wait is seen.
+            // Registered before looking, so a drain between the look and the wait is seen. A
+            // wake for another waiter of the session comes back here to look again.
             drained.as_mut().enable();
             if self.lock().flow != Flow::Congested {
                 return true;
@@ -324,7 +334,7 @@ impl Mailbox {
             state.flow = Flow::Open;
             state.slow_strikes = 0;
             if waiting {
-                self.drained.notify_waiters();
+                self.waiters.notify_waiters();
             }
         }
     }
@@ -337,7 +347,7 @@ impl Mailbox {
         if !online && state.flow == Flow::Congested {
             // Nobody drains an offline session: publishers stop waiting for it.
             state.flow = Flow::Open;
-            self.drained.notify_waiters();
+            self.waiters.notify_waiters();
         }
     }
 

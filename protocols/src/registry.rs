@@ -8,7 +8,6 @@ use std::{
     },
 };
 
-use tokio::sync::Notify;
 use tributary_mqtt_core::{
     ByteStr, ReasonCode,
     connection::{CloseKind, WillMessage},
@@ -120,9 +119,6 @@ pub(crate) struct SessionEntry {
     /// Inline: the entry and its mailbox live and die together (one allocation per session).
     pub(crate) mailbox: Mailbox,
     slot: Mutex<Slot>,
-    /// Signalled when a connection hands the session back, and when a connect lets go of
-    /// `connecting`. Whoever waits on it looks again at what it waits for.
-    released: Notify,
     /// Whether the slot holds a kick: what a connection looks at on every wake-up, without
     /// the lock.
     kick_pending: AtomicBool,
@@ -137,7 +133,7 @@ pub(crate) struct Serial<'a>(&'a SessionEntry);
 impl Drop for Serial<'_> {
     fn drop(&mut self) {
         self.0.connecting.store(false, Ordering::Release);
-        self.0.released.notify_waiters();
+        self.0.mailbox.waiters().notify_waiters();
     }
 }
 
@@ -168,7 +164,6 @@ impl SessionEntry {
         Self {
             mailbox,
             slot: Mutex::new(Slot::Discarded),
-            released: Notify::new(),
             kick_pending: AtomicBool::new(false),
             connecting: AtomicBool::new(false),
         }
@@ -176,8 +171,8 @@ impl SessionEntry {
 
     /// Waits for the connects (and expiry) before this one to finish with the session: a
     /// takeover storm queues here, each new connection waiting for the previous owner to hand
-    /// the session back. Held across that wait, so a flag and the `released` signal rather
-    /// than a mutex of its own: every session pays for its room. Cancel-safe.
+    /// the session back. Held across that wait, so a flag and the session's waiters' signal
+    /// (the mailbox's) rather than a mutex of its own: every session pays for its room. Cancel-safe.
     pub(crate) async fn serial(&self) -> Serial<'_> {
         let take = || {
             self.connecting
@@ -188,15 +183,15 @@ impl SessionEntry {
             if take() {
                 return Serial(self);
             }
-            let released = self.released.notified();
-            tokio::pin!(released);
+            let let_go = self.mailbox.waiters().notified();
+            tokio::pin!(let_go);
             // Register interest before looking again, so a let-go between the look and the
             // wait is not missed.
-            released.as_mut().enable();
+            let_go.as_mut().enable();
             if take() {
                 return Serial(self);
             }
-            released.await;
+            let_go.await;
         }
     }
 
@@ -228,7 +223,7 @@ impl SessionEntry {
             };
         }
         drop(slot);
-        self.released.notify_waiters();
+        self.mailbox.waiters().notify_waiters();
         owned
     }
 
@@ -268,14 +263,14 @@ impl SessionEntry {
             *slot = Slot::Discarded;
         }
         drop(slot);
-        self.released.notify_waiters();
+        self.mailbox.waiters().notify_waiters();
     }
 
     /// Waits until the current owner (if any) hands the session back, kicking it first.
     /// Called with the [`Serial`] held, so no other connect interleaves.
     pub(crate) async fn take_over(&self, kick: Kick) {
         loop {
-            let released = self.released.notified();
+            let released = self.mailbox.waiters().notified();
             tokio::pin!(released);
             // Register interest before looking, so a release between the look and the wait
             // is not missed.
@@ -324,7 +319,7 @@ mod tests {
         settle().await;
         assert!(!waiting.is_finished(), "a second connect waits");
         // A hand-back shares the signal: the waiter looks again and keeps waiting.
-        entry.released.notify_waiters();
+        entry.mailbox.waiters().notify_waiters();
         settle().await;
         assert!(!waiting.is_finished(), "still held");
         // A waiter that gives up takes nothing with it.
