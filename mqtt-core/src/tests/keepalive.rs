@@ -88,6 +88,27 @@ fn keep_alive_zero_has_no_timeout() {
 }
 
 #[test]
+fn a_keep_alive_too_short_for_milliseconds_is_not_none() {
+    // 1 s times a tiny multiplier rounds to 0 ms: the client asked for a keep-alive, so it
+    // gets the shortest there is (1 ms), never none.
+    let mut world = World::new(MqttSettings {
+        keepalive_multiplier: 0.0001,
+        ..MqttSettings::default()
+    });
+    world.add_client(ProtocolVersion::V311);
+    connect_with_keep_alive(&mut world, 1);
+    assert_eq!(
+        world.conn(0).poll_timeout(),
+        Some(world.now() + Duration::from_millis(1))
+    );
+    world.advance(Duration::from_millis(1));
+    assert_eq!(
+        world.closed(0).expect("closed after 1 ms").kind,
+        CloseKind::KeepaliveTimeout
+    );
+}
+
+#[test]
 fn v5_keep_alive_above_the_maximum_is_capped_and_told() {
     let mut world = World::new(MqttSettings {
         max_keepalive: 100,
