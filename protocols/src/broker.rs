@@ -87,7 +87,8 @@ pub(crate) struct Route {
 /// to hold back (see `mailbox::Flow`).
 #[derive(Debug, Default)]
 pub(crate) struct Routing {
-    /// Congested mailboxes this publisher routed to since it last waited for them.
+    /// Sessions with congested mailboxes this publisher routed to since it last waited for
+    /// them.
     pub(crate) congested: Vec<Arc<SessionEntry>>,
 }
 
@@ -295,7 +296,7 @@ impl Broker {
             let entry = self.entry_or_insert(client_id);
             let serial = entry.serial().await;
             if !self.is_current(&entry) {
-                // Discarded while we waited for the lock: start over with the live entry.
+                // Discarded while we waited for our turn: start over with the live entry.
                 continue;
             }
             let kind = if clean_start {
@@ -333,7 +334,7 @@ impl Broker {
                 Slot::Detached { session, .. } => {
                     // Clean start: the old session goes, routes and queue with it, and the new
                     // one gets a new entry, attached before anyone can see it. The old entry's
-                    // lock is still held, so a connect queued on it retries on the new one.
+                    // serial is still held, so a connect queued on it retries on the new one.
                     self.discard(&entry, *session);
                     let fresh = self.make_entry(client_id);
                     *fresh.slot() = attached;

@@ -273,8 +273,9 @@ struct Driver {
 
 /// Where a connection stands with its session.
 enum Stage {
-    /// Its CONNECT is not accepted yet. Boxed: a connected client's task carries a pointer
-    /// to room it no longer needs, not the room.
+    /// Its CONNECT is not accepted yet. Boxed, so that the stage is no larger than an
+    /// attachment: every connection's task carries it for its whole life, and the box goes
+    /// once the CONNECT is accepted.
     Connecting(Box<Connecting>),
     /// It owns its session (to the end: the attachment says which session to hand back).
     Attached(Attachment),
@@ -667,8 +668,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for Wait<'_, S> {
                 capacity => capacity - this.input.len(),
             };
             let read = if this.input.capacity() == 0 {
-                let mut room = [0_u8; IDLE_READ_ROOM];
-                let mut buf = ReadBuf::new(&mut room);
+                let mut stack = [0_u8; IDLE_READ_ROOM];
+                let mut buf = ReadBuf::new(&mut stack);
                 stream.poll_read(cx, &mut buf).map_ok(|()| {
                     this.input.extend_from_slice(buf.filled());
                     buf.filled().len()
