@@ -387,6 +387,9 @@ impl Connection {
 
     /// Decodes the next packet from `buf` (`Ok(None)`: need more bytes). A decode error ends
     /// the connection with the matching reason code.
+    // Inlined into the driver (another crate): a call returns the 264-byte `Packet` through
+    // one more copy, 4 % of a QoS 1 message's instructions (callgrind).
+    #[inline]
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Packet>, Close> {
         match self.decoder.decode(buf) {
             Ok(packet) => Ok(packet),
