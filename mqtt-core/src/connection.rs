@@ -757,14 +757,15 @@ impl Connection {
                 {
                     return refuse(self, ReasonCode::PAYLOAD_FORMAT_INVALID);
                 }
-                let properties = crate::packet::PublishProperties {
+                let properties = crate::packet::PublishPropertyValues {
                     payload_format_indicator: will.properties.payload_format_indicator,
                     content_type: will.properties.content_type,
                     response_topic: will.properties.response_topic,
                     correlation_data: will.properties.correlation_data,
                     user_properties: will.properties.user_properties,
                     ..Default::default()
-                };
+                }
+                .into();
                 Some(WillMessage {
                     message: Message {
                         topic,
@@ -996,9 +997,12 @@ impl Connection {
         let expires_at = properties
             .message_expiry_interval
             .map(|s| now + Duration::from_secs(s.into()));
-        properties.topic_alias = None;
-        properties.message_expiry_interval = None;
-        properties.subscription_identifiers.clear();
+        // What belongs to the hop, not the message; nothing to do (or make) without any.
+        if let Some(values) = properties.values_mut() {
+            values.topic_alias = None;
+            values.message_expiry_interval = None;
+            values.subscription_identifiers.clear();
+        }
         let message = Message {
             topic,
             payload: publish.payload,

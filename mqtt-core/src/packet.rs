@@ -345,9 +345,77 @@ impl<'a> From<&'a Publish> for PublishRef<'a> {
     }
 }
 
-/// PUBLISH properties (spec 3.3.2.3).
+/// PUBLISH properties (spec 3.3.2.3), boxed, and made only when a message has one: a 3.1.1
+/// message never does and most v5 messages few, while every PUBLISH and every message
+/// carries this and is moved whole between the decoder, the connection and the broker (a
+/// pointer, not 160 bytes). Reading a field sees the properties (all absent when there are
+/// none); writing one makes them, so code that changes what may not exist goes through
+/// [`PublishProperties::values_mut`].
+#[derive(Clone, Default)]
+pub struct PublishProperties(Option<Box<PublishPropertyValues>>);
+
+/// No PUBLISH property: what a [`PublishProperties`] without any reads as.
+static NO_PUBLISH_PROPERTIES: PublishPropertyValues = PublishPropertyValues {
+    payload_format_indicator: None,
+    message_expiry_interval: None,
+    topic_alias: None,
+    response_topic: None,
+    correlation_data: None,
+    user_properties: Vec::new(),
+    subscription_identifiers: Vec::new(),
+    content_type: None,
+};
+
+impl PublishProperties {
+    /// The properties to change, if there are any: `None` (and nothing made) when there are
+    /// none.
+    pub fn values_mut(&mut self) -> Option<&mut PublishPropertyValues> {
+        self.0.as_deref_mut()
+    }
+}
+
+impl std::ops::Deref for PublishProperties {
+    type Target = PublishPropertyValues;
+
+    fn deref(&self) -> &PublishPropertyValues {
+        self.0.as_deref().unwrap_or(&NO_PUBLISH_PROPERTIES)
+    }
+}
+
+impl std::ops::DerefMut for PublishProperties {
+    fn deref_mut(&mut self) -> &mut PublishPropertyValues {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
+impl From<PublishPropertyValues> for PublishProperties {
+    fn from(values: PublishPropertyValues) -> Self {
+        if values == NO_PUBLISH_PROPERTIES {
+            Self(None)
+        } else {
+            Self(Some(Box::new(values)))
+        }
+    }
+}
+
+/// Equal when they read the same, made or not.
+impl PartialEq for PublishProperties {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for PublishProperties {}
+
+impl std::fmt::Debug for PublishProperties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+/// The PUBLISH properties a [`PublishProperties`] holds.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PublishProperties {
+pub struct PublishPropertyValues {
     /// Payload Format Indicator (true: UTF-8).
     pub payload_format_indicator: Option<bool>,
     /// Message Expiry Interval in seconds.
@@ -529,5 +597,27 @@ mod tests {
         let max = PacketId::new(u16::MAX).unwrap();
         assert_eq!(max.next().get(), 1);
         assert!(PacketId::new(0).is_none());
+    }
+
+    #[test]
+    // Assigning a field of a default is what is tested: that it makes the properties.
+    #[allow(clippy::field_reassign_with_default)]
+    fn publish_properties_are_made_only_when_there_is_one() {
+        let mut none = PublishProperties::default();
+        assert_eq!(none.topic_alias, None, "reads as absent");
+        assert!(none.values_mut().is_none(), "nothing made to change");
+        assert!(
+            PublishProperties::from(PublishPropertyValues::default())
+                .0
+                .is_none()
+        );
+        assert!(std::mem::size_of::<Publish>() <= 88);
+
+        let mut some = PublishProperties::default();
+        some.topic_alias = Some(3);
+        assert_eq!(some.values_mut().map(|v| v.topic_alias), Some(Some(3)));
+        // Made and emptied again, it equals none.
+        some.topic_alias = None;
+        assert_eq!(some, none);
     }
 }

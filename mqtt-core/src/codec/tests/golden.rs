@@ -231,12 +231,13 @@ fn publish_v5() {
         retain: false,
         topic: s("a/b"),
         packet_id: Some(pid(11)),
-        properties: PublishProperties {
+        properties: PublishPropertyValues {
             topic_alias: Some(1),
             subscription_identifiers: vec![1, 300],
             user_properties: vec![(s("k"), s("v"))],
             ..Default::default()
-        },
+        }
+        .into(),
         payload: Bytes::new(),
     });
     golden(V5, &bytes, &packet);

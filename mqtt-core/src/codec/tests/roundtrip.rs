@@ -251,8 +251,8 @@ fn publish_properties() -> impl Strategy<Value = PublishProperties> {
         (option::of(text()), option::of(binary()), user_properties()),
         (vec(subscription_id(), 0..3), option::of(text())),
     )
-        .prop_map(
-            |((pfi, mei, ta), (rt, cd, up), (sids, ct))| PublishProperties {
+        .prop_map(|((pfi, mei, ta), (rt, cd, up), (sids, ct))| {
+            PublishProperties::from(PublishPropertyValues {
                 payload_format_indicator: pfi,
                 message_expiry_interval: mei,
                 topic_alias: ta,
@@ -261,8 +261,8 @@ fn publish_properties() -> impl Strategy<Value = PublishProperties> {
                 user_properties: up,
                 subscription_identifiers: sids,
                 content_type: ct,
-            },
-        )
+            })
+        })
 }
 
 fn publish(v5: bool) -> impl Strategy<Value = Packet> {
@@ -538,12 +538,13 @@ proptest! {
     ) {
         let Packet::Publish(publish) = packet else { unreachable!() };
         let mut expected = publish.clone();
-        expected.properties = PublishProperties {
+        expected.properties = PublishPropertyValues {
             message_expiry_interval: expiry,
             topic_alias: alias,
             subscription_identifiers: sids.clone(),
-            ..message_properties.clone()
-        };
+            ..(*message_properties).clone()
+        }
+        .into();
         let publish_ref = PublishRef {
             properties: &message_properties,
             message_expiry_interval: expiry,
