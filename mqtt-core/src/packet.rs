@@ -237,9 +237,9 @@ pub struct ConnAck {
     pub properties: ConnAckProperties,
 }
 
-/// CONNACK properties (spec 3.2.2.3).
+/// The CONNACK properties a [`ConnAckProperties`] holds.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ConnAckProperties {
+pub struct ConnAckPropertyValues {
     /// Session Expiry Interval the server uses, when it differs from the request.
     pub session_expiry_interval: Option<u32>,
     /// Receive Maximum of the server.
@@ -345,16 +345,103 @@ impl<'a> From<&'a Publish> for PublishRef<'a> {
     }
 }
 
-/// PUBLISH properties (spec 3.3.2.3), boxed, and made only when a message has one: a 3.1.1
-/// message never does and most v5 messages few, while every PUBLISH and every message
-/// carries this and is moved whole between the decoder, the connection and the broker (a
-/// pointer, not 160 bytes). Reading a field sees the properties (all absent when there are
-/// none); writing one makes them, so code that changes what may not exist goes through
-/// [`PublishProperties::values_mut`].
+/// The properties of a packet, in a box made when the first one is set: every `Packet` is
+/// as large as its largest variant and is moved whole from the decoder through the
+/// connection, and properties are what made the variants large (a v5 CONNACK's 256 bytes)
+/// while most packets carry none (a 3.1.1 packet never does). Reading a field sees the
+/// properties, all absent when there is no box; writing one makes the box, so code that
+/// changes what may not exist goes through [`Boxed::values_mut`].
 #[derive(Clone, Default)]
-pub struct PublishProperties(Option<Box<PublishPropertyValues>>);
+pub struct Boxed<T>(Option<Box<T>>);
 
-/// No PUBLISH property: what a [`PublishProperties`] without any reads as.
+/// Properties a [`Boxed`] can hold: what it reads as without a box.
+pub trait NoProperties: Default + PartialEq + 'static {
+    /// No property at all.
+    fn none() -> &'static Self;
+}
+
+impl<T: NoProperties> Boxed<T> {
+    /// The properties to change, if there are any: `None` (and nothing made) when there are
+    /// none.
+    pub fn values_mut(&mut self) -> Option<&mut T> {
+        self.0.as_deref_mut()
+    }
+}
+
+impl<T: NoProperties> std::ops::Deref for Boxed<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        match self.0.as_deref() {
+            Some(values) => values,
+            None => T::none(),
+        }
+    }
+}
+
+impl<T: NoProperties> std::ops::DerefMut for Boxed<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
+impl<T: NoProperties> From<T> for Boxed<T> {
+    fn from(values: T) -> Self {
+        if values == *T::none() {
+            Self(None)
+        } else {
+            Self(Some(Box::new(values)))
+        }
+    }
+}
+
+/// Equal when they read the same, boxed or not.
+impl<T: NoProperties> PartialEq for Boxed<T> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<T: NoProperties + Eq> Eq for Boxed<T> {}
+
+impl<T: NoProperties + std::fmt::Debug> std::fmt::Debug for Boxed<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+/// Implements [`NoProperties`] with a static made on first use.
+macro_rules! no_properties_by_default {
+    ($($values:ty),*) => {$(
+        impl NoProperties for $values {
+            fn none() -> &'static Self {
+                static NONE: std::sync::LazyLock<$values> = std::sync::LazyLock::new(<$values>::default);
+                &NONE
+            }
+        }
+    )*};
+}
+
+no_properties_by_default!(
+    ConnAckPropertyValues,
+    DisconnectPropertyValues,
+    AuthPropertyValues
+);
+
+/// PUBLISH properties (spec 3.3.2.3). Boxed: a pointer, not 160 bytes, in every PUBLISH and
+/// every message.
+pub type PublishProperties = Boxed<PublishPropertyValues>;
+
+/// CONNACK properties (spec 3.2.2.3), boxed.
+pub type ConnAckProperties = Boxed<ConnAckPropertyValues>;
+
+/// DISCONNECT properties (spec 3.14.2.2), boxed.
+pub type DisconnectProperties = Boxed<DisconnectPropertyValues>;
+
+/// AUTH properties (spec 3.15.2.2), boxed.
+pub type AuthProperties = Boxed<AuthPropertyValues>;
+
+/// No PUBLISH property: a constant, as PUBLISH properties are read on every delivery.
 static NO_PUBLISH_PROPERTIES: PublishPropertyValues = PublishPropertyValues {
     payload_format_indicator: None,
     message_expiry_interval: None,
@@ -366,50 +453,9 @@ static NO_PUBLISH_PROPERTIES: PublishPropertyValues = PublishPropertyValues {
     content_type: None,
 };
 
-impl PublishProperties {
-    /// The properties to change, if there are any: `None` (and nothing made) when there are
-    /// none.
-    pub fn values_mut(&mut self) -> Option<&mut PublishPropertyValues> {
-        self.0.as_deref_mut()
-    }
-}
-
-impl std::ops::Deref for PublishProperties {
-    type Target = PublishPropertyValues;
-
-    fn deref(&self) -> &PublishPropertyValues {
-        self.0.as_deref().unwrap_or(&NO_PUBLISH_PROPERTIES)
-    }
-}
-
-impl std::ops::DerefMut for PublishProperties {
-    fn deref_mut(&mut self) -> &mut PublishPropertyValues {
-        self.0.get_or_insert_with(Box::default)
-    }
-}
-
-impl From<PublishPropertyValues> for PublishProperties {
-    fn from(values: PublishPropertyValues) -> Self {
-        if values == NO_PUBLISH_PROPERTIES {
-            Self(None)
-        } else {
-            Self(Some(Box::new(values)))
-        }
-    }
-}
-
-/// Equal when they read the same, made or not.
-impl PartialEq for PublishProperties {
-    fn eq(&self, other: &Self) -> bool {
-        **self == **other
-    }
-}
-
-impl Eq for PublishProperties {}
-
-impl std::fmt::Debug for PublishProperties {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        (**self).fmt(f)
+impl NoProperties for PublishPropertyValues {
+    fn none() -> &'static Self {
+        &NO_PUBLISH_PROPERTIES
     }
 }
 
@@ -553,9 +599,9 @@ pub struct Disconnect {
     pub properties: DisconnectProperties,
 }
 
-/// DISCONNECT properties (spec 3.14.2.2).
+/// The DISCONNECT properties a [`DisconnectProperties`] holds.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DisconnectProperties {
+pub struct DisconnectPropertyValues {
     /// Session Expiry Interval update (client to server only).
     pub session_expiry_interval: Option<u32>,
     /// Reason String.
@@ -575,9 +621,9 @@ pub struct Auth {
     pub properties: AuthProperties,
 }
 
-/// AUTH properties (spec 3.15.2.2).
+/// The AUTH properties an [`AuthProperties`] holds.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct AuthProperties {
+pub struct AuthPropertyValues {
     /// Authentication Method.
     pub authentication_method: Option<ByteStr>,
     /// Authentication Data.
@@ -612,6 +658,9 @@ mod tests {
                 .is_none()
         );
         assert!(std::mem::size_of::<Publish>() <= 88);
+        // Every packet is moved whole from the decoder through the connection: no variant
+        // may make all of them large again (a v5 CONNACK's properties made them 264 bytes).
+        assert!(std::mem::size_of::<Packet>() <= 96);
 
         let mut some = PublishProperties::default();
         some.topic_alias = Some(3);

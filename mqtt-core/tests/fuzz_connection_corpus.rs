@@ -16,7 +16,7 @@ use tributary_mqtt_core::{
     codec::encode,
     fuzzing::drive_connection,
     packet::{
-        ConnAck, Connect, Disconnect, DisconnectProperties, PubResponse, Publish, Subscribe,
+        ConnAck, Connect, Disconnect, DisconnectPropertyValues, PubResponse, Publish, Subscribe,
         SubscribeProperties, SubscriptionOptions, Unsubscribe,
     },
 };
@@ -205,10 +205,11 @@ fn regenerate_seed_corpus() {
     let big = publish("a/d", QoS::AtLeastOnce, 5, &[b'x'; 200]);
     let bye = Disconnect {
         reason: ReasonCode::SUCCESS,
-        properties: DisconnectProperties {
+        properties: DisconnectPropertyValues {
             session_expiry_interval: Some(30),
-            ..DisconnectProperties::default()
-        },
+            ..DisconnectPropertyValues::default()
+        }
+        .into(),
     };
     seeds.push((
         "limits-v5",

@@ -15,8 +15,10 @@ use super::{
 use crate::{
     ByteStr, QoS,
     packet::{
-        AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,
-        PublishProperties, PublishRef, SubscribeProperties, UserProperty, WillProperties,
+        AckProperties, AuthProperties, AuthPropertyValues, Boxed, ConnAckProperties,
+        ConnAckPropertyValues, ConnectProperties, DisconnectProperties, DisconnectPropertyValues,
+        NoProperties, PublishProperties, PublishRef, SubscribeProperties, UserProperty,
+        WillProperties,
     },
 };
 
@@ -556,6 +558,12 @@ pub(super) trait WriteProps {
     fn write_props<S: Sink>(&self, s: &mut S);
 }
 
+impl<T: WriteProps + NoProperties> WriteProps for Boxed<T> {
+    fn write_props<S: Sink>(&self, s: &mut S) {
+        (**self).write_props(s);
+    }
+}
+
 /// Writes `props` preceded by its Property Length.
 pub(super) fn write_block<S: Sink, P: WriteProps + ?Sized>(s: &mut S, props: &P) {
     let mut measure = super::encode::Measure::default();
@@ -672,7 +680,7 @@ impl WriteProps for WillProperties {
     }
 }
 
-impl WriteProps for ConnAckProperties {
+impl WriteProps for ConnAckPropertyValues {
     fn write_props<S: Sink>(&self, s: &mut S) {
         u32_prop(s, SESSION_EXPIRY_INTERVAL, self.session_expiry_interval);
         nonzero_u16_prop(s, RECEIVE_MAXIMUM, self.receive_maximum);
@@ -764,7 +772,7 @@ impl WriteProps for [UserProperty] {
     }
 }
 
-impl WriteProps for DisconnectProperties {
+impl WriteProps for DisconnectPropertyValues {
     fn write_props<S: Sink>(&self, s: &mut S) {
         u32_prop(s, SESSION_EXPIRY_INTERVAL, self.session_expiry_interval);
         str_prop(s, REASON_STRING, self.reason_string.as_ref());
@@ -773,7 +781,7 @@ impl WriteProps for DisconnectProperties {
     }
 }
 
-impl WriteProps for AuthProperties {
+impl WriteProps for AuthPropertyValues {
     fn write_props<S: Sink>(&self, s: &mut S) {
         str_prop(
             s,

@@ -8,7 +8,7 @@ use super::harness::{World, ack, connect, disconnect, disconnect_reason, only, p
 use crate::{
     ByteStr, Packet, ProtocolVersion, QoS, ReasonCode,
     connection::CloseKind,
-    packet::{AckProperties, Auth, ConnAck, DisconnectProperties, SubAck, UnsubAck, Will},
+    packet::{AckProperties, Auth, ConnAck, DisconnectPropertyValues, SubAck, UnsubAck, Will},
     settings::MqttSettings,
 };
 
@@ -88,6 +88,7 @@ fn v5_empty_client_id_is_assigned() {
     let assigned = connack
         .properties
         .assigned_client_identifier
+        .clone()
         .expect("Assigned Client Identifier");
     assert!(!assigned.is_empty());
     assert_eq!(world.conn(0).client_id(), &assigned);
@@ -309,10 +310,11 @@ fn v311_persistent_session_gets_the_configured_expiry() {
 fn disconnect_with_expiry(expiry: u32) -> crate::packet::Disconnect {
     crate::packet::Disconnect {
         reason: ReasonCode::SUCCESS,
-        properties: DisconnectProperties {
+        properties: DisconnectPropertyValues {
             session_expiry_interval: Some(expiry),
-            ..DisconnectProperties::default()
-        },
+            ..DisconnectPropertyValues::default()
+        }
+        .into(),
     }
 }
 

@@ -661,10 +661,11 @@ fn encode_rejects_a_remaining_length_over_the_protocol_maximum() {
     // 2,100 user properties of 2 × 65,535 bytes share one allocation: 275 MB on the wire.
     let big = ByteStr::from("x".repeat(65_535));
     let disconnect = Disconnect {
-        properties: DisconnectProperties {
+        properties: DisconnectPropertyValues {
             user_properties: vec![(big.clone(), big); 2_100],
             ..Default::default()
-        },
+        }
+        .into(),
         ..Default::default()
     };
     let packet = Packet::Disconnect(disconnect);

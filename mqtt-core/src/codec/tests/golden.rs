@@ -157,12 +157,13 @@ fn connack() {
     let packet = Packet::ConnAck(ConnAck {
         session_present: false,
         reason: ReasonCode::SUCCESS,
-        properties: ConnAckProperties {
+        properties: ConnAckPropertyValues {
             receive_maximum: Some(10),
             maximum_qos: Some(QoS::AtLeastOnce),
             assigned_client_identifier: Some(s("id")),
             ..Default::default()
-        },
+        }
+        .into(),
     });
     golden(V5, &bytes, &packet);
 }
@@ -180,10 +181,11 @@ fn connack_encoding_maps_to_the_version() {
     // Maximum QoS 2 is what an absent property means; the wire only allows 0 and 1.
     buf.clear();
     let qos2 = ConnAck {
-        properties: ConnAckProperties {
+        properties: ConnAckPropertyValues {
             maximum_qos: Some(QoS::ExactlyOnce),
             ..Default::default()
-        },
+        }
+        .into(),
         ..Default::default()
     };
     encode(&Packet::ConnAck(qos2), V5, &mut buf).unwrap();
@@ -473,10 +475,11 @@ fn disconnect() {
 
     let shutting_down = Disconnect {
         reason: ReasonCode::SERVER_SHUTTING_DOWN,
-        properties: DisconnectProperties {
+        properties: DisconnectPropertyValues {
             session_expiry_interval: Some(0),
             ..Default::default()
-        },
+        }
+        .into(),
     };
     golden(
         V5,
@@ -493,11 +496,12 @@ fn auth() {
     ];
     let packet = Packet::Auth(Auth {
         reason: ReasonCode::CONTINUE_AUTHENTICATION,
-        properties: AuthProperties {
+        properties: AuthPropertyValues {
             authentication_method: Some(s("x")),
             authentication_data: Some(Bytes::from_static(&[1, 2])),
             ..Default::default()
-        },
+        }
+        .into(),
     });
     golden(V5, &bytes, &packet);
 }

@@ -194,7 +194,7 @@ fn connack_properties() -> impl Strategy<Value = ConnAckProperties> {
                 (sia, ssa, ska, ri, sr),
                 (am, ad),
             )| {
-                ConnAckProperties {
+                ConnAckPropertyValues {
                     session_expiry_interval: sei,
                     receive_maximum: rm,
                     maximum_qos: mq,
@@ -213,6 +213,7 @@ fn connack_properties() -> impl Strategy<Value = ConnAckProperties> {
                     authentication_method: am,
                     authentication_data: ad,
                 }
+                .into()
             },
         )
 }
@@ -421,12 +422,13 @@ fn disconnect(v5: bool) -> impl Strategy<Value = Packet> {
             Packet::Disconnect(if v5 {
                 Disconnect {
                     reason,
-                    properties: DisconnectProperties {
+                    properties: DisconnectPropertyValues {
                         session_expiry_interval: sei,
                         reason_string: rs,
                         user_properties: up,
                         server_reference: sr,
-                    },
+                    }
+                    .into(),
                 }
             } else {
                 Disconnect::default()
@@ -445,12 +447,13 @@ fn auth() -> impl Strategy<Value = Packet> {
         .prop_map(|(reason, am, ad, rs, up)| {
             Packet::Auth(Auth {
                 reason,
-                properties: AuthProperties {
+                properties: AuthPropertyValues {
                     authentication_method: am,
                     authentication_data: ad,
                     reason_string: rs,
                     user_properties: up,
-                },
+                }
+                .into(),
             })
         })
 }
