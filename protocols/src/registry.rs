@@ -42,69 +42,60 @@ pub struct ClientInfo {
     pub transport: Transport,
 }
 
-/// The protocol a client speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Protocol {
-    /// MQTT (3.1, 3.1.1 or 5.0).
-    Mqtt,
-    /// CoAP, through the CoAP gateway.
-    Coap,
-    /// LwM2M, through the LwM2M gateway.
-    Lwm2m,
-}
-
-impl Protocol {
-    /// Its name in listings, logs and metric labels: `mqtt`, `coap` or `lwm2m`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Mqtt => "mqtt",
-            Self::Coap => "coap",
-            Self::Lwm2m => "lwm2m",
+/// An enum whose variants each have a name: `as_str` and `Display` give it.
+macro_rules! named {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal,)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)*
         }
-    }
-}
 
-impl std::fmt::Display for Protocol {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The transport a client connects over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Transport {
-    /// Plain TCP.
-    Tcp,
-    /// TLS over TCP.
-    Ssl,
-    /// WebSocket.
-    Ws,
-    /// WebSocket over TLS.
-    Wss,
-    /// QUIC.
-    Quic,
-    /// UDP (the CoAP and LwM2M gateways).
-    Udp,
-}
-
-impl Transport {
-    /// Its name in listings, logs and metric labels: `tcp`, `ssl`, `ws`, `wss`, `quic` or
-    /// `udp` (the listener types of the configuration).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Tcp => "tcp",
-            Self::Ssl => "ssl",
-            Self::Ws => "ws",
-            Self::Wss => "wss",
-            Self::Quic => "quic",
-            Self::Udp => "udp",
+        impl $name {
+            /// Its name in listings, logs and metric labels.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)*
+                }
+            }
         }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+named! {
+    /// The protocol a client speaks.
+    Protocol {
+        /// MQTT (3.1, 3.1.1 or 5.0).
+        Mqtt => "mqtt",
+        /// CoAP, through the CoAP gateway.
+        Coap => "coap",
+        /// LwM2M, through the LwM2M gateway.
+        Lwm2m => "lwm2m",
     }
 }
 
-impl std::fmt::Display for Transport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+named! {
+    /// The transport a client connects over, named as the listener types of the
+    /// configuration.
+    Transport {
+        /// Plain TCP.
+        Tcp => "tcp",
+        /// TLS over TCP.
+        Ssl => "ssl",
+        /// WebSocket.
+        Ws => "ws",
+        /// WebSocket over TLS.
+        Wss => "wss",
+        /// QUIC.
+        Quic => "quic",
+        /// UDP (the CoAP and LwM2M gateways).
+        Udp => "udp",
     }
 }
 

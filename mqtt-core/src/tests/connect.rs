@@ -60,17 +60,19 @@ fn v5_connack_advertises_the_server_limits() {
 
 #[test]
 fn v5_connack_reflects_restricted_settings() {
-    let mut world = World::new(MqttSettings {
-        max_inflight: 7,
-        max_packet_size: 4096,
-        max_topic_alias: 0,
-        max_qos_allowed: QoS::AtLeastOnce,
-        retain_available: false,
-        wildcard_subscription: false,
-        shared_subscription: false,
-        ..MqttSettings::default()
-    });
-    world.add_client(ProtocolVersion::V5);
+    let mut world = World::with_settings(
+        MqttSettings {
+            max_inflight: 7,
+            max_packet_size: 4096,
+            max_topic_alias: 0,
+            max_qos_allowed: QoS::AtLeastOnce,
+            retain_available: false,
+            wildcard_subscription: false,
+            shared_subscription: false,
+            ..MqttSettings::default()
+        },
+        ProtocolVersion::V5,
+    );
     let p = world.connect_ok(0, "c").properties;
     assert_eq!(p.receive_maximum, Some(7));
     assert_eq!(p.maximum_packet_size, Some(4096));
@@ -280,8 +282,7 @@ fn a_fractional_expiry_cap_rounds_up_to_whole_seconds() {
         session_expiry_interval: Duration::from_millis(1500),
         ..MqttSettings::default()
     };
-    let mut world = World::new(settings);
-    world.add_client(ProtocolVersion::V5);
+    let mut world = World::with_settings(settings, ProtocolVersion::V5);
     let mut packet = connect("c");
     packet.properties.session_expiry_interval = Some(60);
     let connack = world.connect(0, packet);

@@ -378,7 +378,12 @@ impl World {
 
     /// A world with default settings and one client of `version`.
     pub(crate) fn with_client(version: ProtocolVersion) -> Self {
-        let mut world = Self::new(MqttSettings::default());
+        Self::with_settings(MqttSettings::default(), version)
+    }
+
+    /// A world with `settings` and one client of `version`.
+    pub(crate) fn with_settings(settings: MqttSettings, version: ProtocolVersion) -> Self {
+        let mut world = Self::new(settings);
         world.add_client(version);
         world
     }

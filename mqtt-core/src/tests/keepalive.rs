@@ -91,11 +91,13 @@ fn keep_alive_zero_has_no_timeout() {
 fn a_keep_alive_too_short_for_milliseconds_is_not_none() {
     // 1 s times a tiny multiplier rounds to 0 ms: the client asked for a keep-alive, so it
     // gets the shortest there is (1 ms), never none.
-    let mut world = World::new(MqttSettings {
-        keepalive_multiplier: 0.0001,
-        ..MqttSettings::default()
-    });
-    world.add_client(ProtocolVersion::V311);
+    let mut world = World::with_settings(
+        MqttSettings {
+            keepalive_multiplier: 0.0001,
+            ..MqttSettings::default()
+        },
+        ProtocolVersion::V311,
+    );
     connect_with_keep_alive(&mut world, 1);
     assert_eq!(
         world.conn(0).poll_timeout(),
@@ -110,11 +112,13 @@ fn a_keep_alive_too_short_for_milliseconds_is_not_none() {
 
 #[test]
 fn v5_keep_alive_above_the_maximum_is_capped_and_told() {
-    let mut world = World::new(MqttSettings {
-        max_keepalive: 100,
-        ..MqttSettings::default()
-    });
-    world.add_client(ProtocolVersion::V5);
+    let mut world = World::with_settings(
+        MqttSettings {
+            max_keepalive: 100,
+            ..MqttSettings::default()
+        },
+        ProtocolVersion::V5,
+    );
     let connack = connect_with_keep_alive(&mut world, 300);
     assert_eq!(connack.properties.server_keep_alive, Some(100));
     assert_eq!(world.broker.connects[0].keep_alive, 100);
@@ -134,11 +138,13 @@ fn v5_keep_alive_above_the_maximum_is_capped_and_told() {
 
 #[test]
 fn v5_server_keepalive_is_imposed() {
-    let mut world = World::new(MqttSettings {
-        server_keepalive: Some(20),
-        ..MqttSettings::default()
-    });
-    world.add_client(ProtocolVersion::V5);
+    let mut world = World::with_settings(
+        MqttSettings {
+            server_keepalive: Some(20),
+            ..MqttSettings::default()
+        },
+        ProtocolVersion::V5,
+    );
     let connack = connect_with_keep_alive(&mut world, 600);
     assert_eq!(connack.properties.server_keep_alive, Some(20));
     world.advance(Duration::from_secs(30));
@@ -150,11 +156,13 @@ fn v5_server_keepalive_is_imposed() {
 
 #[test]
 fn v311_keep_alive_above_the_maximum_is_refused() {
-    let mut world = World::new(MqttSettings {
-        max_keepalive: 100,
-        ..MqttSettings::default()
-    });
-    world.add_client(ProtocolVersion::V311);
+    let mut world = World::with_settings(
+        MqttSettings {
+            max_keepalive: 100,
+            ..MqttSettings::default()
+        },
+        ProtocolVersion::V311,
+    );
     let mut packet = connect("c");
     packet.keep_alive = 300;
     let connack = world.connect(0, packet);

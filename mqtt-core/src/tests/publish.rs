@@ -301,11 +301,13 @@ fn qos_above_the_maximum_is_refused() {
 
 #[test]
 fn subscriptions_are_granted_at_most_max_qos_allowed() {
-    let mut world = World::new(MqttSettings {
-        max_qos_allowed: QoS::AtLeastOnce,
-        ..MqttSettings::default()
-    });
-    world.add_client(ProtocolVersion::V5);
+    let mut world = World::with_settings(
+        MqttSettings {
+            max_qos_allowed: QoS::AtLeastOnce,
+            ..MqttSettings::default()
+        },
+        ProtocolVersion::V5,
+    );
     world.connect_ok(0, "c");
     let suback = world.subscribe(
         0,
