@@ -366,6 +366,12 @@ impl<T: NoProperties> Boxed<T> {
     pub fn values_mut(&mut self) -> Option<&mut T> {
         self.0.as_deref_mut()
     }
+
+    /// Whether there is a box (for tests: reading does not tell).
+    #[cfg(test)]
+    pub(crate) fn is_boxed(&self) -> bool {
+        self.0.is_some()
+    }
 }
 
 impl<T: NoProperties> std::ops::Deref for Boxed<T> {

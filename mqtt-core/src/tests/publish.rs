@@ -81,6 +81,8 @@ fn inbound_topic_alias_is_set_reused_and_remapped() {
             .iter()
             .all(|m| m.properties.topic_alias.is_none())
     );
+    // And with the alias gone, nothing is left to keep: no box per message.
+    assert!(world.broker.routed.iter().all(|m| !m.properties.is_boxed()));
 }
 
 #[test]
